@@ -1,0 +1,46 @@
+# Two commands matter (see README): `make demo` and `make test`. Both install what they need,
+# idempotently: a second run skips every install step that is already done.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint unit system-deps bench clean help
+
+help:
+	@echo "make demo   - run the exporter against the built-in ModelArts simulator"
+	@echo "make test   - install everything the tests need, then lint, type-check and test"
+	@echo "make bench  - performance benchmarks (ratios measured in one run)"
+
+# python3-venv is a separate package on Debian; install it only when venv cannot work.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; }
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+# promtool, amtool, helm, hadolint, tsc…: the real tools the tests run (scripts/ says which).
+system-deps: $(STAMP)
+	@PYTHON=$(BIN)/python bash scripts/install-deploy-tools.sh
+
+demo: $(STAMP)
+	$(BIN)/modelarts-exporter demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check exporter tests benchmarks
+	$(BIN)/ruff format --check exporter tests benchmarks
+	$(BIN)/mypy
+
+unit: $(STAMP) system-deps
+	$(BIN)/python -m pytest
+
+test: lint unit
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build dist

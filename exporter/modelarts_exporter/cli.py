@@ -1,0 +1,219 @@
+"""The ``modelarts-exporter`` command.
+
+``serve`` (default), ``once`` and ``check-config`` take the exporter's settings as flags or
+environment variables; ``simulate`` and ``demo`` run the built-in ModelArts simulator. Every
+failure the user can cause ends in one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from prometheus_client import generate_latest
+from pydantic import SecretStr
+
+from modelarts_exporter import __version__, logs
+from modelarts_exporter.app import Exporter, build_registry, build_target
+from modelarts_exporter.settings import ConfigError, Settings, load
+from modelarts_exporter.state import StateStore
+
+if TYPE_CHECKING:
+    from modelarts_exporter.simulator.server import SimulatorServer
+
+log = logging.getLogger("modelarts_exporter")
+
+COMMANDS = ("serve", "once", "check-config", "simulate", "demo")
+USAGE = f"""usage: modelarts-exporter [COMMAND] [--flags]
+
+commands:
+  serve         run the exporter (default)
+  once          poll once, print the exposition to stdout, exit 0 on success
+  check-config  validate the settings and print them with secrets masked
+  simulate      run the built-in ModelArts API simulator
+  demo          run the simulator and the exporter against it
+
+'modelarts-exporter COMMAND --help' lists a command's flags; every exporter flag is also an
+environment variable MODELARTS_EXPORTER_<NAME>.  Version {__version__}.
+"""
+
+
+def _settings(args: list[str]) -> Settings:
+    settings = load(args)
+    logs.configure(settings.log_level, settings.log_format)
+    logs.redact(
+        *(
+            secret.get_secret_value()
+            for secret in (settings.auth_token, settings.secret_key, settings.security_token)
+            if secret is not None
+        )
+    )
+    return settings
+
+
+def _serve(args: list[str]) -> int:
+    settings = _settings(args)
+    exporter = Exporter(settings)
+    asyncio.run(exporter.run())
+    return 0
+
+
+async def _once_async(settings: Settings) -> tuple[bool, bytes, str]:
+    store = StateStore()
+    target = build_target(settings, store)
+    try:
+        ok = await target.poller.poll()
+    finally:
+        await target.client.aclose()
+    state = target.poller.state
+    reason = state.last_error_reason.value if state.last_error_reason else ""
+    return ok, generate_latest(build_registry(store)), f"{reason}: {state.last_error}"
+
+
+def _once(args: list[str]) -> int:
+    settings = _settings(args)
+    logging.getLogger().setLevel(max(logging.ERROR, logging.getLogger().level))
+    ok, exposition, error = asyncio.run(_once_async(settings))
+    if not ok:
+        print(f"modelarts-exporter: poll failed: {logs.scrub(error)}", file=sys.stderr)
+        return 1
+    sys.stdout.buffer.write(exposition)
+    return 0
+
+
+def _check_config(args: list[str]) -> int:
+    settings = load(args)
+    settings.require_target()
+    width = max(len(name) for name, _ in settings.effective())
+    for name, value in settings.effective():
+        print(f"{name:<{width}}  {value}")
+    print("configuration is valid", file=sys.stderr)
+    return 0
+
+
+def _simulator_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"modelarts-exporter {prog}")
+    parser.add_argument("--size", type=int, default=2000, help="versions in the tenant")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic tenant")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="simulated seconds per real second (0: the tenant stands still)",
+    )
+    parser.add_argument("--offset-mode", choices=("record", "page"), default="record")
+    parser.add_argument("--project-id", default="demo-project")
+    return parser
+
+
+def _start_simulator(
+    options: argparse.Namespace, host: str, port: int, token: str | None
+) -> SimulatorServer:
+    # Imported here: the exporter proper never depends on the simulator.
+    from modelarts_exporter.simulator import SimulatorServer, Tenant  # noqa: PLC0415
+
+    tenant = Tenant(size=options.size, seed=options.seed)
+    server = SimulatorServer(
+        tenant,
+        project_id=options.project_id,
+        host=host,
+        port=port,
+        offset_mode=options.offset_mode,
+        tokens=[token] if token else None,
+        realtime_speed=options.speed,
+    )
+    server.start()
+    return server
+
+
+def _simulate(args: list[str]) -> int:
+    parser = _simulator_parser("simulate")
+    parser.add_argument("--listen-address", default="127.0.0.1:9879")
+    parser.add_argument("--token", default=None, help="require this X-Auth-Token")
+    options = parser.parse_args(args)
+    logs.configure()
+    host, _, port = options.listen_address.rpartition(":")
+    server = _start_simulator(options, host, int(port), options.token)
+    log.info("simulator listening url=%s project_id=%s", server.url, options.project_id)
+    try:
+        asyncio.run(_wait_for_signal())
+    finally:
+        server.stop()
+    return 0
+
+
+async def _wait_for_signal() -> None:
+    import signal  # noqa: PLC0415
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _demo(args: list[str]) -> int:
+    parser = _simulator_parser("demo")
+    parser.add_argument("--listen-address", default="127.0.0.1:9878")
+    parser.add_argument("--poll-interval-seconds", type=float, default=5.0)
+    options = parser.parse_args(args)
+    token = secrets.token_urlsafe(24)
+    logs.configure()
+    logs.redact(token)
+    simulator = _start_simulator(options, "127.0.0.1", 0, token)
+    try:
+        settings = Settings(
+            endpoint=simulator.url,
+            project_id=options.project_id,
+            auth_token=SecretStr(token),
+            listen_address=options.listen_address,
+            poll_interval_seconds=options.poll_interval_seconds,
+        )
+        log.info(
+            "demo: exporter on http://%s/metrics polling the simulator at %s "
+            "(%d versions, %gx speed); Ctrl-C stops",
+            options.listen_address,
+            simulator.url,
+            options.size,
+            options.speed,
+        )
+        asyncio.run(Exporter(settings).run())
+    finally:
+        simulator.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = "serve"
+    if args and args[0] in COMMANDS:
+        command = args.pop(0)
+    elif args and args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    elif args and args[0] in ("-V", "--version", "version"):
+        print(__version__)
+        return 0
+    handlers = {
+        "serve": _serve,
+        "once": _once,
+        "check-config": _check_config,
+        "simulate": _simulate,
+        "demo": _demo,
+    }
+    try:
+        return handlers[command](args)
+    except ConfigError as error:
+        for line in str(error).splitlines():
+            print(f"modelarts-exporter: configuration error: {line}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"modelarts-exporter: {logs.scrub(str(error))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,196 @@
+"""One HTTP call to the ModelArts API, classified and retried.
+
+``ApiClient.get_page`` returns a parsed :class:`~modelarts_exporter.models.Page` or raises
+:class:`~modelarts_exporter.errors.PollError` with the reason category. Transient reasons
+(throttling, time-outs, connection faults, 5xx) are retried with exponential backoff and full
+jitter, honouring ``Retry-After``; nothing else is, because a bad request or a bad credential does
+not get better by asking again. Every request is bounded twice: per read by the httpx timeout and
+overall by a deadline, and its body by a size cap — a gateway that streams forever cannot hold a
+poll hostage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from time import time
+
+import httpx
+
+from modelarts_exporter.errors import PollError, Reason
+from modelarts_exporter.models import Page, one_line, parse_error_body, parse_page
+
+# Error codes that mean "slow down", whatever HTTP status carries them (notes §3).
+THROTTLE_CODES = frozenset(
+    {"APIG.0308", "APIGW.0308", "ModelArts.2799", "ModelArts.6101", "ModelArts.5039"}
+)
+# Error codes that mean the credentials are wrong, expired or not allowed here.
+AUTH_CODES = frozenset(
+    {
+        "APIG.0301",
+        "APIG.0303",
+        "APIGW.0301",
+        "APIGW.0303",
+        "ModelArts.0201",
+        "ModelArts.0202",
+        "ModelArts.0203",
+        "ModelArts.0205",
+        "ModelArts.0206",
+        "ModelArts.0108",
+        "ModelArts.0210",
+        "ModelArts.2786",
+        "ModelArts.4127",
+    }
+)
+NO_RESPONSE = "none"
+"""The ``code`` label of a request that got no HTTP answer (reset, time-out)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """Full jitter: uniform in ``[0, min(max, base·2^attempt)]`` so retries spread out."""
+        return rng() * min(self.max_delay, self.base_delay * 2.0**attempt)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); ``None`` if absent
+    or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time() if now is None else now))
+
+
+def classify(status: int, body: bytes, content_type: str) -> PollError:
+    """The error for a non-2xx answer, from its error code first and its status second."""
+    envelope = parse_error_body(body)
+    code = envelope.error_code if envelope else None
+    if envelope is not None:
+        detail = f"{code or 'no error code'}: {one_line(envelope.message or 'no message')}"
+    elif body.strip():
+        detail = f"{one_line(content_type or 'unknown content type', 60)} body"
+    else:
+        detail = "empty body"
+    message = f"HTTP {status} ({detail})"
+    if status == 429 or code in THROTTLE_CODES:
+        return PollError(Reason.THROTTLED, message)
+    if status in (401, 403) or code in AUTH_CODES:
+        return PollError(Reason.AUTH, message)
+    if status >= 500:
+        return PollError(Reason.SERVER_ERROR, message)
+    return PollError(Reason.CLIENT_ERROR, message)
+
+
+def _reclassify_api_error(error: PollError, page_code: str | None) -> PollError:
+    """A 200 with ``is_success: false`` can still be throttling or an auth failure."""
+    if page_code in THROTTLE_CODES:
+        return PollError(Reason.THROTTLED, str(error.args[0]))
+    if page_code in AUTH_CODES:
+        return PollError(Reason.AUTH, str(error.args[0]))
+    return error
+
+
+class ApiClient:
+    """GET pages from one ModelArts endpoint; knows nothing of paging or of the metrics."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        retry: RetryPolicy,
+        request_deadline: float,
+        max_response_bytes: int,
+        on_response: Callable[[str], None] = lambda code: None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self._retry = retry
+        self._deadline = request_deadline
+        self._max_bytes = max_response_bytes
+        self._on_response = on_response
+        self._sleep = sleep
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def get_page(self, path: str, params: Mapping[str, str]) -> Page:
+        attempt = 0
+        while True:
+            try:
+                return await self._get_once(path, params)
+            except PollError as error:
+                if not error.reason.transient or attempt >= self._retry.max_retries:
+                    raise
+                delay = error.retry_after
+                if delay is None:
+                    delay = self._retry.backoff(attempt)
+                await self._sleep(min(delay, self._retry.max_delay))
+                attempt += 1
+
+    async def _get_once(self, path: str, params: Mapping[str, str]) -> Page:
+        try:
+            async with asyncio.timeout(self._deadline):
+                status, headers, body = await self._fetch(path, params)
+        except (TimeoutError, httpx.TimeoutException):
+            self._on_response(NO_RESPONSE)
+            raise PollError(
+                Reason.TIMEOUT, f"no complete answer within the time-out (GET {path})"
+            ) from None
+        except httpx.DecodingError as error:
+            self._on_response(NO_RESPONSE)
+            raise PollError(Reason.INVALID_RESPONSE, f"undecodable body: {error}") from None
+        except httpx.RequestError as error:
+            self._on_response(NO_RESPONSE)
+            kind = type(error).__name__
+            raise PollError(
+                Reason.CONNECTION, f"{kind}: {one_line(str(error)) or 'connection failed'}"
+            ) from None
+        self._on_response(str(status))
+        if not 200 <= status < 300:
+            failure = classify(status, body, headers.get("content-type", ""))
+            failure.retry_after = parse_retry_after(headers.get("retry-after"))
+            raise failure
+        try:
+            return parse_page(body)
+        except PollError as error:
+            if error.reason is not Reason.API_ERROR:
+                raise
+            envelope = parse_error_body(body)
+            raise _reclassify_api_error(error, envelope.error_code if envelope else None) from None
+
+    async def _fetch(
+        self, path: str, params: Mapping[str, str]
+    ) -> tuple[int, httpx.Headers, bytes]:
+        async with self._http.stream("GET", path, params=params) as response:
+            declared = response.headers.get("content-length", "")
+            too_large = declared.isdigit() and int(declared) > self._max_bytes
+            chunks: list[bytes] = []
+            size = 0
+            if not too_large:
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self._max_bytes:
+                        too_large = True
+                        break
+                    chunks.append(chunk)
+            if too_large:
+                self._on_response(str(response.status_code))
+                raise PollError(
+                    Reason.INVALID_RESPONSE,
+                    f"response larger than the {self._max_bytes}-byte cap (GET {path})",
+                )
+            return response.status_code, response.headers, b"".join(chunks)

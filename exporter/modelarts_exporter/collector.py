@@ -1,0 +1,106 @@
+"""How the states look to Prometheus: a custom collector yielding fresh families per scrape.
+
+Nothing here calls the cloud or keeps series: every family is built from the current immutable
+states, so a label set that disappears from the data disappears from ``/metrics`` by itself.
+
+Sample (abridged)::
+
+    modelarts_training_job_versions{phase="running",project_id="p1",status="running"} 12.0
+    modelarts_training_job_gpus{flavor_code="modelarts.p3.8xlarge",phase="running",pool_id="pool-a",project_id="p1"} 48.0
+    modelarts_exporter_up{project_id="p1"} 1.0
+"""  # noqa: E501
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from modelarts_exporter import metrics as m
+from modelarts_exporter.aggregate import Histogram
+from modelarts_exporter.errors import Reason
+from modelarts_exporter.state import TargetState
+
+
+def _family(spec: m.MetricSpec) -> Metric:
+    if spec.kind == "gauge":
+        return GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+    if spec.kind == "counter":
+        return CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
+    if spec.kind == "histogram":
+        return HistogramMetricFamily(spec.name, spec.help, labels=spec.labels)
+    return InfoMetricFamily(spec.name.removesuffix("_info"), spec.help, labels=spec.labels)
+
+
+def _add_histogram(family: Metric, labels: list[str], histogram: Histogram) -> None:
+    assert isinstance(family, HistogramMetricFamily)
+    edges = [repr(float(bound)) for bound in histogram.bounds] + ["+Inf"]
+    buckets = [(le, float(n)) for le, n in zip(edges, histogram.buckets, strict=True)]
+    family.add_metric(labels, buckets, histogram.total)
+
+
+def _add(family: Metric, labels: list[str], value: float) -> None:
+    assert isinstance(family, GaugeMetricFamily | CounterMetricFamily)
+    family.add_metric(labels, value)
+
+
+class StateCollector(Collector):
+    """Yields every family of :mod:`modelarts_exporter.metrics` from the states at hand."""
+
+    def __init__(self, states: Callable[[], Sequence[TargetState]], version: str) -> None:
+        self._states = states
+        self._version = version
+
+    def describe(self) -> Iterator[Metric]:
+        # Registration must not run collect(): the states may not exist yet.
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        families = {spec.name: _family(spec) for spec in m.ALL}
+        for state in sorted(self._states(), key=lambda s: s.target):
+            self._collect_target(state, families)
+        info = families[m.BUILD_INFO.name]
+        assert isinstance(info, InfoMetricFamily)
+        info.add_metric([], {"version": self._version})
+        return iter(families.values())
+
+    @staticmethod
+    def _collect_target(state: TargetState, f: dict[str, Metric]) -> None:
+        project = state.project_id
+        _add(f[m.UP.name], [project], 1.0 if state.up else 0.0)
+        if state.last_success is not None:
+            _add(f[m.LAST_SUCCESS.name], [project], state.last_success)
+        if state.poll_duration is not None:
+            _add_histogram(f[m.POLL_DURATION.name], [project], state.poll_duration)
+        for reason in Reason:
+            _add(f[m.POLL_ERRORS.name], [project, reason.value], state.errors.get(reason, 0))
+        for code, n in sorted(state.api_requests.items()):
+            _add(f[m.API_REQUESTS.name], [project, code], n)
+        snap = state.snapshot
+        if snap is None:
+            return
+        for status, n in sorted(snap.by_status.items(), key=lambda item: item[0].code):
+            _add(f[m.VERSIONS.name], [project, status.name, status.phase.value], n)
+        for (pool, flavor, phase), usage in sorted(snap.by_pool.items()):
+            labels = [project, pool, flavor, phase.value]
+            _add(f[m.POOL_VERSIONS.name], labels, usage.versions)
+            _add(f[m.GPUS.name], labels, usage.gpus)
+            _add(f[m.NPUS.name], labels, usage.npus)
+        for (pool, phase), histogram in sorted(snap.durations.items()):
+            _add_histogram(f[m.DURATION.name], [project, pool, phase.value], histogram)
+        for pool, histogram in sorted(snap.queue.items()):
+            _add_histogram(f[m.QUEUE.name], [project, pool], histogram)
+        for (pool, flavor), seconds in sorted(snap.gpu_seconds.items()):
+            _add(f[m.GPU_SECONDS.name], [project, pool, flavor], seconds)
+        for (pool, flavor), seconds in sorted(snap.npu_seconds.items()):
+            _add(f[m.NPU_SECONDS.name], [project, pool, flavor], seconds)
+        for phase, seconds in snap.oldest_seconds.items():
+            _add(f[m.OLDEST.name], [project, phase.value], seconds)
+        _add(f[m.REPORTED.name], [project], snap.reported_total)

@@ -1,0 +1,134 @@
+"""Every metric the exporter exposes, declared once: name, type, help (with the unit) and labels.
+
+These names and labels are a public contract: dashboards, alert rules and users' queries depend on
+them, and ``docs/metrics.md`` lists them (a test keeps the two in step). Change them deliberately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["gauge", "counter", "histogram", "info"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    """The exposed name (counters with ``_total``, info metrics with ``_info``)."""
+    kind: Kind
+    help: str
+    labels: tuple[str, ...]
+
+
+def _spec(name: str, kind: Kind, help_text: str, *labels: str) -> MetricSpec:
+    return MetricSpec(name, kind, help_text, labels)
+
+
+VERSIONS = _spec(
+    "modelarts_training_job_versions",
+    "gauge",
+    "Training-job versions currently listed, per status; every known status is always present.",
+    "project_id", "status", "phase",
+)  # fmt: skip
+POOL_VERSIONS = _spec(
+    "modelarts_training_job_pool_versions",
+    "gauge",
+    "Training-job versions currently listed, per resource pool, flavor and phase.",
+    "project_id", "pool_id", "flavor_code", "phase",
+)  # fmt: skip
+GPUS = _spec(
+    "modelarts_training_job_gpus",
+    "gauge",
+    "GPUs requested by the listed versions (sum of gpu_num), per pool, flavor and phase.",
+    "project_id", "pool_id", "flavor_code", "phase",
+)  # fmt: skip
+NPUS = _spec(
+    "modelarts_training_job_npus",
+    "gauge",
+    "NPUs requested by the listed versions (sum of npu_num), per pool, flavor and phase.",
+    "project_id", "pool_id", "flavor_code", "phase",
+)  # fmt: skip
+DURATION = _spec(
+    "modelarts_training_job_duration_seconds",
+    "histogram",
+    "Run time in seconds of versions that reached a terminal phase, observed once per version "
+    "(versions finished before the exporter's first poll are not observed).",
+    "project_id", "pool_id", "phase",
+)  # fmt: skip
+QUEUE = _spec(
+    "modelarts_training_job_queue_seconds",
+    "histogram",
+    "Seconds from creation to start of a version, observed once when it has started "
+    "(versions started before the exporter's first poll are not observed).",
+    "project_id", "pool_id",
+)  # fmt: skip
+GPU_SECONDS = _spec(
+    "modelarts_training_job_gpu_seconds_total",
+    "counter",
+    "GPU-seconds (gpu_num times run time) of versions that finished since the exporter started.",
+    "project_id", "pool_id", "flavor_code",
+)  # fmt: skip
+NPU_SECONDS = _spec(
+    "modelarts_training_job_npu_seconds_total",
+    "counter",
+    "NPU-seconds (npu_num times run time) of versions that finished since the exporter started.",
+    "project_id", "pool_id", "flavor_code",
+)  # fmt: skip
+OLDEST = _spec(
+    "modelarts_training_job_oldest_seconds",
+    "gauge",
+    "Age in seconds (now minus create time) of the oldest version in each non-terminal phase; "
+    "0 when none.",
+    "project_id", "phase",
+)  # fmt: skip
+REPORTED = _spec(
+    "modelarts_training_job_versions_reported",
+    "gauge",
+    "Versions the API reported (total_count of the listing, summed over workspaces).",
+    "project_id",
+)  # fmt: skip
+UP = _spec(
+    "modelarts_exporter_up",
+    "gauge",
+    "1 when the last poll of the project succeeded, 0 when it failed or none has finished yet.",
+    "project_id",
+)  # fmt: skip
+LAST_SUCCESS = _spec(
+    "modelarts_exporter_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time in seconds of the last successful poll (absent before the first).",
+    "project_id",
+)  # fmt: skip
+POLL_DURATION = _spec(
+    "modelarts_exporter_poll_duration_seconds",
+    "histogram",
+    "Wall-clock seconds one poll took, successful or not.",
+    "project_id",
+)  # fmt: skip
+POLL_ERRORS = _spec(
+    "modelarts_exporter_poll_errors_total",
+    "counter",
+    "Failed polls, by reason (auth, throttled, timeout, connection, server_error, client_error, "
+    "invalid_response, api_error).",
+    "project_id", "reason",
+)  # fmt: skip
+API_REQUESTS = _spec(
+    "modelarts_exporter_api_requests_total",
+    "counter",
+    "HTTP requests sent to the ModelArts API, by response status code ('none': no response).",
+    "project_id", "code",
+)  # fmt: skip
+BUILD_INFO = _spec(
+    "modelarts_exporter_build_info",
+    "info",
+    "Always 1; the exporter's version as a label.",
+    "version",
+)  # fmt: skip
+
+ALL: tuple[MetricSpec, ...] = (
+    VERSIONS, POOL_VERSIONS, GPUS, NPUS, DURATION, QUEUE, GPU_SECONDS, NPU_SECONDS, OLDEST,
+    REPORTED, UP, LAST_SUCCESS, POLL_DURATION, POLL_ERRORS, API_REQUESTS, BUILD_INFO,
+)  # fmt: skip
+
+POLL_DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

@@ -1,0 +1,126 @@
+"""Typed records of the v1 listing, parsed once at the edge.
+
+``parse_page`` turns a response body into a :class:`Page` in one pass (pydantic-core parses and
+validates the JSON together, which costs about what ``json.loads`` alone does). Nulls and missing
+optional fields are normal; a value of the wrong type or out of range makes the whole page an
+``invalid_response``: the poll fails and the last good snapshot stays, rather than exporting a
+guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+
+from modelarts_exporter.errors import PollError, Reason
+
+# Generous bounds that still keep every value a float can carry exactly, so a hostile answer
+# cannot turn into an overflowing or nonsensical metric.
+_Millis = Annotated[int, Field(ge=0, le=2**53)]
+_Count = Annotated[int, Field(ge=0, le=1_000_000)]
+_Label = Annotated[str, Field(max_length=256)]
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One training-job version as the exporter needs it (names and descriptions are dropped).
+
+    Times are epoch milliseconds as the API sends them; ``0`` and ``None`` both mean "not yet".
+    """
+
+    version_id: Annotated[int, Field(ge=0, le=2**63)]
+    status: Annotated[int, Field(ge=0, le=255)]
+    create_time: _Millis | None = None
+    start_time: _Millis | None = None
+    end_time: _Millis | None = None
+    duration: _Millis | None = None
+    pool_id: _Label | None = None
+    flavor_code: _Label | None = None
+    gpu_num: _Count | None = None
+    npu_num: _Count | None = None
+
+    __pydantic_config__ = ConfigDict(extra="ignore")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One response of ``GET /v1/{project_id}/training-jobs/versions``."""
+
+    is_success: bool | None = None
+    total_count: Annotated[int, Field(ge=0, le=2**53)] | None = None
+    versions: tuple[Version, ...] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_msg: str | None = None
+
+    __pydantic_config__ = ConfigDict(extra="ignore")
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorBody:
+    """The error envelope of ModelArts (``error_message``) and of older APIs and the gateway
+    (``error_msg``); anything else in a failed answer is ignored."""
+
+    error_code: str | None = None
+    error_message: str | None = None
+    error_msg: str | None = None
+
+    __pydantic_config__ = ConfigDict(extra="ignore")
+
+    @property
+    def message(self) -> str:
+        return self.error_message or self.error_msg or ""
+
+
+_PAGE = TypeAdapter(Page)
+_ERROR = TypeAdapter(ErrorBody)
+_MAX_MESSAGE = 200
+
+
+def one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
+    """Server-provided text made safe for a log line: one line, bounded length."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"
+
+
+def parse_error_body(body: bytes) -> ErrorBody | None:
+    """The error envelope of a failed answer, or ``None`` when the body is not one (HTML, empty)."""
+    try:
+        parsed = _ERROR.validate_json(body)
+    except ValidationError:
+        return None
+    return parsed if parsed.error_code or parsed.message else None
+
+
+def parse_page(body: bytes) -> Page:
+    """A successful listing page, or :class:`PollError` saying exactly what is wrong with it."""
+    if not body.strip():
+        raise PollError(Reason.INVALID_RESPONSE, "empty response body")
+    try:
+        page = _PAGE.validate_json(body)
+    except ValidationError as error:
+        kind = error.errors(include_url=False)[0]["type"]
+        if kind == "json_invalid":
+            raise PollError(
+                Reason.INVALID_RESPONSE, f"response is not JSON ({_describe(error)})"
+            ) from None
+        raise PollError(
+            Reason.INVALID_RESPONSE, f"unexpected response ({_describe(error)})"
+        ) from None
+    if page.is_success is False:
+        code = page.error_code or "unknown"
+        message = one_line(page.error_message or page.error_msg or "no message")
+        raise PollError(Reason.API_ERROR, f"API error {code}: {message}")
+    if page.versions is None:
+        raise PollError(Reason.INVALID_RESPONSE, "unexpected response (versions: field missing)")
+    if page.total_count is None:
+        raise PollError(Reason.INVALID_RESPONSE, "unexpected response (total_count: field missing)")
+    return page

@@ -1,0 +1,143 @@
+"""One poll of one target: list, aggregate, publish — the one place poll errors are handled.
+
+A poll either completes and swaps in a new snapshot, or fails and republishes the last good
+snapshot with ``up`` 0, the error counted under its reason and logged once. The ledger only ever
+sees complete listings. A poll is bounded by a deadline, so a stuck API shows up as ``timeout``
+instead of polls piling up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from types import MappingProxyType
+
+from modelarts_exporter.aggregate import HistogramBuilder, Ledger
+from modelarts_exporter.errors import PollError, Reason
+from modelarts_exporter.metrics import POLL_DURATION_BUCKETS
+from modelarts_exporter.source import JobSource
+from modelarts_exporter.state import StateStore, TargetState
+
+log = logging.getLogger(__name__)
+
+
+class TargetPoller:
+    def __init__(
+        self,
+        *,
+        target: str,
+        project_id: str,
+        source: JobSource,
+        store: StateStore,
+        interval_seconds: float,
+        timeout_seconds: float,
+        requests: Counter[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.target = target
+        self._project_id = project_id
+        self._source = source
+        self._store = store
+        self._timeout = timeout_seconds
+        self._clock = clock
+        self._ledger = Ledger()
+        self._errors: Counter[Reason] = Counter()
+        self._requests: Counter[str] = Counter() if requests is None else requests
+        """API responses by code, counted by the client as they arrive."""
+        self._durations = HistogramBuilder(POLL_DURATION_BUCKETS)
+        self._unrecognized: set[int] = set()
+        self._state = TargetState(
+            target=target, project_id=project_id, interval_seconds=interval_seconds
+        )
+        store.publish(self._state)
+
+    @property
+    def state(self) -> TargetState:
+        return self._state
+
+    async def poll(self) -> bool:
+        """Run one poll and publish its outcome; ``True`` when it succeeded."""
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self._timeout):
+                listing = await self._source.list_versions()
+        except TimeoutError:
+            error = PollError(
+                Reason.TIMEOUT, f"poll did not finish within its {self._timeout:g} s deadline"
+            )
+            return self._failed(error, started)
+        except PollError as error:
+            return self._failed(error, started)
+        now = self._clock()
+        snapshot = self._ledger.update(listing.versions, listing.reported_total, now)
+        self._note_unrecognized(snapshot.unrecognized_codes)
+        elapsed = self._record_duration(started)
+        log.debug(
+            "poll succeeded target=%s versions=%d seconds=%.3f",
+            self.target,
+            snapshot.version_count,
+            elapsed,
+        )
+        self._publish(
+            replace(
+                self._state,
+                snapshot=snapshot,
+                up=True,
+                last_success=now,
+                last_poll_end=now,
+                last_poll_seconds=elapsed,
+                last_error=None,
+                last_error_reason=None,
+            )
+        )
+        return True
+
+    def _failed(self, error: PollError, started: float) -> bool:
+        elapsed = self._record_duration(started)
+        self._errors[error.reason] += 1
+        log.warning(
+            "poll failed target=%s reason=%s seconds=%.3f error=%s",
+            self.target,
+            error.reason.value,
+            elapsed,
+            error.args[0],
+        )
+        self._publish(
+            replace(
+                self._state,
+                up=False,
+                last_poll_end=self._clock(),
+                last_poll_seconds=elapsed,
+                last_error=str(error.args[0]),
+                last_error_reason=error.reason,
+            )
+        )
+        return False
+
+    def _record_duration(self, started: float) -> float:
+        elapsed = time.monotonic() - started
+        self._durations.observe(elapsed)
+        return elapsed
+
+    def _note_unrecognized(self, codes: frozenset[int]) -> None:
+        new = codes - self._unrecognized
+        if new:
+            self._unrecognized |= new
+            log.warning(
+                "unrecognized status codes target=%s codes=%s (exported as status=code_<n>)",
+                self.target,
+                ",".join(str(code) for code in sorted(new)),
+            )
+
+    def _publish(self, state: TargetState) -> None:
+        self._state = replace(
+            state,
+            poll_duration=self._durations.freeze(),
+            errors=MappingProxyType(dict(self._errors)),
+            api_requests=MappingProxyType(dict(self._requests)),
+        )
+        self._store.publish(self._state)

@@ -1,0 +1,192 @@
+"""The HTTP side: ``/metrics``, ``/healthz``, ``/readyz`` and a status page at ``/``.
+
+A threaded WSGI server, as prometheus-client's own, so a slow scraper never holds up another and
+nothing here shares the poller's event loop. Scrapes only read published states. The exposition
+is rendered at most once per state generation and format (and compressed at most once), then
+served from that cache: ``N`` scrapers between two polls cost one render.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from modelarts_exporter.state import StateStore, TargetState
+from modelarts_exporter.statuspage import render_status_page
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[[str, list[tuple[str, str]]], object]
+Environ = dict[str, Any]
+
+
+class _RenderCache:
+    """Exposition bytes by (generation, content type, gzip); rendering is serialized so concurrent
+    scrapes of a new generation wait for one render instead of each doing it."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+        self._lock = threading.Lock()
+        self._generation = -1
+        self._entries: dict[tuple[str, bool], bytes] = {}
+        self.renders = 0
+        """How many times the exposition was rendered (tests and benchmarks read it)."""
+
+    def get(self, generation: int, accept: str, want_gzip: bool) -> tuple[bytes, str]:
+        encoder, content_type = choose_encoder(accept)
+        with self._lock:
+            if generation != self._generation:
+                self._generation = generation
+                self._entries = {}
+            body = self._entries.get((content_type, want_gzip))
+            if body is None:
+                plain = self._entries.get((content_type, False))
+                if plain is None:
+                    plain = encoder(self._registry)
+                    self.renders += 1
+                    self._entries[(content_type, False)] = plain
+                body = gzip.compress(plain, compresslevel=6) if want_gzip else plain
+                self._entries[(content_type, want_gzip)] = body
+        return body, content_type
+
+
+class ExporterApp:
+    """The WSGI application."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        registry: CollectorRegistry,
+        *,
+        ready_intervals: float,
+        version: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._cache = _RenderCache(registry)
+        self._ready_intervals = ready_intervals
+        self._version = version
+        self._clock = clock
+
+    @property
+    def renders(self) -> int:
+        return self._cache.renders
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            return _reply(start_response, "405 Method Not Allowed", b"method not allowed\n")
+        if path == "/metrics":
+            return self._metrics(environ, start_response)
+        if path == "/healthz":
+            return _reply(start_response, "200 OK", b"ok\n")
+        if path == "/readyz":
+            return self._ready(start_response)
+        if path == "/":
+            _, states = self._store.current()
+            page = render_status_page(states, now=self._clock(), version=self._version)
+            return _reply(start_response, "200 OK", page.encode(), "text/html; charset=utf-8")
+        return _reply(start_response, "404 Not Found", b"not found\n")
+
+    def _metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        generation, _ = self._store.current()
+        want_gzip = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+        body, content_type = self._cache.get(generation, environ.get("HTTP_ACCEPT", ""), want_gzip)
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if want_gzip:
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Vary", "Accept, Accept-Encoding"))
+        start_response("200 OK", headers)
+        return [body]
+
+    def unready_targets(self) -> list[str]:
+        """Targets without a success in the last ``ready_intervals`` intervals."""
+        _, states = self._store.current()
+        now = self._clock()
+        return [state.target for state in states if not _fresh(state, now, self._ready_intervals)]
+
+    def _ready(self, start_response: StartResponse) -> Iterable[bytes]:
+        _, states = self._store.current()
+        stale = self.unready_targets()
+        if not states:
+            return _reply(start_response, "503 Service Unavailable", b"no targets\n")
+        if stale:
+            text = "no recent successful poll: " + ", ".join(stale) + "\n"
+            return _reply(start_response, "503 Service Unavailable", text.encode())
+        return _reply(start_response, "200 OK", b"ready\n")
+
+
+def _fresh(state: TargetState, now: float, intervals: float) -> bool:
+    return (
+        state.last_success is not None
+        and now - state.last_success <= intervals * state.interval_seconds
+    )
+
+
+def _reply(
+    start_response: StartResponse,
+    status: str,
+    body: bytes,
+    content_type: str = "text/plain; charset=utf-8",
+) -> list[bytes]:
+    start_response(
+        status,
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ],
+    )
+    return [body]
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _ThreadingServerV6(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Access lines go to the debug log instead of stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http %s", format % args)
+
+
+class HttpServer:
+    """Serves an :class:`ExporterApp` from a background thread until :meth:`stop`."""
+
+    def __init__(self, app: ExporterApp, host: str, port: int) -> None:
+        server_class = _ThreadingServerV6 if ":" in host else _ThreadingServer
+        self._server = make_server(
+            host, port, app, server_class=server_class, handler_class=_QuietHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="http-server", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

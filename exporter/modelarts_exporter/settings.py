@@ -1,0 +1,217 @@
+"""The exporter's configuration: one pydantic-settings model, from flags, then the environment.
+
+Every field is an environment variable ``MODELARTS_EXPORTER_<NAME>`` and a flag ``--<name>``
+(kebab case); flags win. Problems are reported one line each, naming the variable, and never echo a
+secret's value (:func:`describe_errors`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from modelarts_exporter.v1 import ListingOptions, Pagination
+
+ENV_PREFIX = "MODELARTS_EXPORTER_"
+DEFAULT_PORT = 9878
+SECRET_FIELDS = frozenset({"auth_token", "secret_key", "security_token"})
+
+
+class ConfigError(Exception):
+    """Settings that cannot work; ``str()`` is one line per problem."""
+
+
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) into its parts; ``ValueError`` names the problem."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {value!r}")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host:
+        raise ValueError(f"expected host:port with a host, got {value!r}")
+    if ":" in host:
+        ipaddress.IPv6Address(host)
+    return host, int(port)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        validate_default=True,
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_exit_on_error=False,
+        cli_hide_none_type=True,
+        cli_avoid_json=True,
+    )
+
+    # Where and what to poll.
+    endpoint: str | None = Field(
+        None, description="ModelArts endpoint, e.g. https://modelarts.eu-de.otc.t-systems.com"
+    )
+    project_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Project whose training jobs are listed (its id, as in the console).",
+    )
+    # Credentials: a token, or an AK/SK pair (temporary ones with a security token).
+    auth_token: SecretStr | None = Field(None, description="Static IAM token (X-Auth-Token).")
+    access_key: str | None = Field(None, description="Access key id for AK/SK signing.")
+    secret_key: SecretStr | None = Field(None, description="Secret access key.")
+    security_token: SecretStr | None = Field(
+        None, description="Security token of temporary AK/SK credentials."
+    )
+    # Serving.
+    listen_address: str = Field(
+        f"0.0.0.0:{DEFAULT_PORT}",
+        description="host:port to serve /metrics on.",
+    )
+    # Polling.
+    poll_interval_seconds: float = Field(60.0, ge=0.05, le=86400)
+    poll_timeout_seconds: float | None = Field(
+        None, gt=0, description="Deadline of one poll; default: the poll interval."
+    )
+    ready_intervals: float = Field(
+        3.0, gt=0, description="/readyz fails when the last success is this many intervals old."
+    )
+    page_size: int = Field(100, ge=1, le=1000)
+    max_concurrency: int = Field(8, ge=1, le=64)
+    pagination: Pagination = "auto"
+    request_timeout_seconds: float = Field(10.0, gt=0, le=600)
+    max_retries: int = Field(3, ge=0, le=10)
+    max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    verify_tls: bool = True
+    ca_bundle: Path | None = None
+    # Filters of the listing.
+    status: int | None = Field(None, ge=0, le=255, description="Only versions with this status.")
+    pool_id: str | None = Field(None, description="Only versions in this resource pool.")
+    workspace_id: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Workspaces to list, comma-separated (default: the API's default, 0)."
+    )
+    sort_by: Literal["create_time", "job_desc", "status", "duration", "job_name"] = "create_time"
+    order: Literal["asc", "desc"] = "asc"
+    # Logging.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("workspace_id", mode="before")
+    @classmethod
+    def _split_workspaces(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("listen_address")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an http(s) URL such as https://host, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _check_ca(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_credentials(self) -> Settings:
+        if self.auth_token is not None and (self.access_key or self.secret_key):
+            raise ValueError("give either AUTH_TOKEN or ACCESS_KEY/SECRET_KEY, not both")
+        if bool(self.access_key) != (self.secret_key is not None):
+            raise ValueError("ACCESS_KEY and SECRET_KEY go together")
+        if self.security_token is not None and not self.access_key:
+            raise ValueError("SECURITY_TOKEN needs ACCESS_KEY and SECRET_KEY")
+        return self
+
+    @property
+    def listen(self) -> tuple[str, int]:
+        return parse_listen_address(self.listen_address)
+
+    @property
+    def poll_timeout(self) -> float:
+        return self.poll_timeout_seconds or self.poll_interval_seconds
+
+    def listing_options(self) -> ListingOptions:
+        return ListingOptions(
+            page_size=self.page_size,
+            pagination=self.pagination,
+            max_concurrency=self.max_concurrency,
+            status=self.status,
+            pool_id=self.pool_id,
+            workspace_ids=self.workspace_id,
+            sort_by=self.sort_by,
+            order=self.order,
+        )
+
+    def require_target(self) -> None:
+        """What polling needs beyond what validation checks (``simulate`` needs none of it)."""
+        missing = [
+            f"{ENV_PREFIX}{name.upper()} (--{name.replace('_', '-')})"
+            for name in ("endpoint", "project_id")
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise ConfigError("; ".join(f"{item} is required" for item in missing))
+
+    def effective(self) -> Iterator[tuple[str, str]]:
+        """Every setting with its value as text, secrets masked — for ``check-config``."""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name in SECRET_FIELDS:
+                shown = "(not set)" if value is None else "**********"
+            elif value is None:
+                shown = "(not set)"
+            elif isinstance(value, tuple):
+                shown = ",".join(value) or "(default)"
+            else:
+                shown = str(value)
+            yield f"{ENV_PREFIX}{name.upper()}", shown
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line per problem, naming the environment variable, never a secret's value."""
+    lines = []
+    for item in error.errors(include_url=False):
+        field = str(item["loc"][0]) if item["loc"] else ""
+        name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+        message = item["msg"].removeprefix("Value error, ")
+        if field and field not in SECRET_FIELDS and item["type"] != "value_error":
+            message += f" (got {item['input']!r})"
+        lines.append(f"{name}: {message}")
+    return "\n".join(lines)
+
+
+def load(args: list[str] | None = None) -> Settings:
+    """Settings from the environment and, when given, command-line flags; :class:`ConfigError`
+    with one line per problem otherwise."""
+    try:
+        if args is None:
+            return Settings()
+        return Settings(_cli_parse_args=args, _cli_prog_name="modelarts-exporter")
+    except ValidationError as error:
+        raise ConfigError(describe_errors(error)) from None
+    except SettingsError as error:
+        raise ConfigError(str(error)) from None

@@ -1,0 +1,349 @@
+"""One connection's requests: gateway, fault plan and API in order, and faults on the wire.
+
+An API request goes: count it → latency → gateway (401s) → fault plan → service answer
+(:mod:`.api`), possibly truncated or dripped. Connection-level faults happen here because only
+the handler holds the socket. Clients that give up mid-answer are expected, so socket errors are
+logged at debug level, never printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import socket
+import socketserver
+import struct
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Final, NamedTuple
+from urllib.parse import SplitResult, parse_qsl, urlsplit
+
+from .api import answer_versions, lenient_uint
+from .faults import TRANSPORT_KINDS, FaultKind, FaultPlan, FaultRule, RequestInfo, canned_response
+from .gateway import Gateway
+from .tenant import OffsetMode, Tenant
+
+log = logging.getLogger(__name__)
+
+MAX_QUERIES: Final = 100_000
+"""How many per-request query records the stats keep (the newest)."""
+_Request = socket.socket | tuple[bytes, socket.socket]
+
+
+class QueryRecord(NamedTuple):
+    """The paging and filter parameters of one API request (``None``: absent or malformed)."""
+
+    offset: int | None
+    limit: int | None
+    status: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    requests: int
+    """API requests received (everything but ``/_sim/*``)."""
+    by_status: Counter[int]
+    """Answers by HTTP status; 0 counts requests ended without an answer (reset, hang)."""
+    queries: tuple[QueryRecord, ...]
+
+
+class Recorder:
+    """Thread-safe request statistics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._by_status: Counter[int] = Counter()
+        self._queries: deque[QueryRecord] = deque(maxlen=MAX_QUERIES)
+
+    def request(self, record: QueryRecord) -> int:
+        """Count a request; its 1-based sequence number."""
+        with self._lock:
+            self._requests += 1
+            self._queries.append(record)
+            return self._requests
+
+    def answer(self, status: int) -> None:
+        with self._lock:
+            self._by_status[status] += 1
+
+    def snapshot(self) -> Stats:
+        with self._lock:
+            return Stats(self._requests, Counter(self._by_status), tuple(self._queries))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._requests = 0
+            self._by_status.clear()
+            self._queries.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything a request handler needs from the simulator."""
+
+    tenant: Tenant
+    gateway: Gateway
+    faults: FaultPlan
+    project_id: str
+    offset_mode: OffsetMode
+    recorder: Recorder
+    stopping: threading.Event
+    """Set when the server stops: ends every sleep (latency, hang, drip) at once."""
+
+
+class HTTPServer(ThreadingHTTPServer):
+    """One daemon thread per connection, all tracked, so that stopping can wake idle keep-alive
+    connections and join every thread (the stdlib joins only non-daemon ones)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], context: Context) -> None:
+        self.context = context
+        self._connections: set[socket.socket] = set()
+        self._workers: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        super().__init__(address, Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind() resolves the host name (getfqdn), which can stall for seconds.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def process_request(self, request: _Request, client_address: object) -> None:
+        worker = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name="sim-connection",
+            daemon=True,
+        )
+        with self._lock:
+            if isinstance(request, socket.socket):
+                self._connections.add(request)
+            self._workers = [w for w in self._workers if w.is_alive()]
+            self._workers.append(worker)
+        worker.start()
+
+    def shutdown_request(self, request: _Request) -> None:
+        if isinstance(request, socket.socket):
+            with self._lock:
+                self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Wake every connection thread (idle keep-alive ones block reading the next request)
+        and wait for all of them; call after ``shutdown()``, when no new ones can start."""
+        with self._lock:
+            connections, workers = list(self._connections), list(self._workers)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by its handler
+                connection.shutdown(socket.SHUT_RDWR)
+        for worker in workers:
+            worker.join()
+
+    def handle_error(self, request: _Request, client_address: object) -> None:
+        log.debug("connection error client=%s", client_address, exc_info=True)
+
+
+def _encode(payload: object) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "simulated-api-gateway"
+    sys_version = ""
+    # Headers and body go out in two writes; without this, Nagle + delayed ACK add ~40 ms each.
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    @property
+    def context(self) -> Context:
+        server = self.server
+        assert isinstance(server, HTTPServer)
+        return server.context
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        self._counted = False
+        length = lenient_uint(self.headers.get("Content-Length")) or 0
+        body = self.rfile.read(length) if length else b""
+        url = urlsplit(self.path)
+        if url.path.startswith("/_sim/"):
+            self._control(url)
+        else:
+            self._api(url, body)
+
+    # ------------------------------------------------------------------------------ sending
+
+    def _head(
+        self,
+        status: int,
+        length: int,
+        content_type: str = "application/json",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        if self._counted:
+            self.context.recorder.answer(status)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self._head(status, len(body), content_type, headers)
+        self.wfile.write(body)
+
+    def _abandon(self) -> None:
+        """End the connection without an answer."""
+        self.context.recorder.answer(0)
+        self.close_connection = True
+
+    # ---------------------------------------------------------------------------------- API
+
+    def _api(self, url: SplitResult, body: bytes) -> None:
+        context = self.context
+        pairs = parse_qsl(url.query, keep_blank_values=True)
+        query = dict(pairs)
+        record = QueryRecord(
+            lenient_uint(query.get("offset")),
+            lenient_uint(query.get("limit")),
+            lenient_uint(query.get("status")),
+        )
+        request = RequestInfo(
+            method=self.command,
+            path=url.path,
+            query=query,
+            offset=record.offset,
+            limit=record.limit,
+            status=record.status,
+            sequence=context.recorder.request(record),
+        )
+        self._counted = True
+        latency = context.faults.latency_seconds
+        if latency > 0 and context.stopping.wait(latency):
+            self._abandon()
+            return
+        rejection = context.gateway.check(
+            method=self.command,
+            path=url.path,
+            query=pairs,
+            headers={name.lower(): value for name, value in self.headers.items()},
+            body=body,
+        )
+        if rejection is not None:
+            self._send(rejection.status, _encode(rejection.payload))
+            return
+        rule = context.faults.pick(request)
+        if rule is not None and self._fault(rule, request):
+            return
+        answer = answer_versions(
+            context.tenant,
+            project_id=context.project_id,
+            offset_mode=context.offset_mode,
+            method=self.command,
+            path=url.path,
+            query=query,
+        )
+        payload = _encode(answer.payload)
+        if rule is not None and rule.kind is FaultKind.TRUNCATED:
+            self._head(answer.status, len(payload))
+            self.wfile.write(payload[: len(payload) // 2])
+            self.close_connection = True
+        elif rule is not None and rule.kind is FaultKind.SLOW_DRIP:
+            self._drip(answer.status, payload, rule)
+        else:
+            self._send(answer.status, payload)
+
+    def _fault(self, rule: FaultRule, request: RequestInfo) -> bool:
+        """Carry out a fault that replaces the answer; ``False`` if the real answer follows."""
+        canned = canned_response(rule)
+        if canned is not None:
+            self._send(canned.status, canned.body, canned.content_type, canned.headers)
+            return True
+        if rule.kind is FaultKind.SHIFT:
+            # Into the workspace being polled, so that the client's paging really shifts.
+            workspace = request.query.get("workspace_id") or "0"
+            self.context.tenant.create_versions(rule.shift_count, workspace_id=workspace)
+            return False
+        if rule.kind is FaultKind.RESET:
+            # Linger 0 turns close() into a RST; the socket really closes once the handler's
+            # streams are released at the end of this request.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self._abandon()
+            return True
+        if rule.kind is FaultKind.HANG:
+            self.context.stopping.wait(rule.hang_seconds)
+            self._abandon()
+            return True
+        assert rule.kind in TRANSPORT_KINDS  # truncation and drip need the real body
+        return False
+
+    def _drip(self, status: int, payload: bytes, rule: FaultRule) -> None:
+        pieces = max(1, math.ceil(rule.drip_seconds / rule.drip_interval_seconds))
+        size = max(1, math.ceil(len(payload) / pieces))
+        self._head(status, len(payload))
+        stopping = self.context.stopping
+        try:
+            for start in range(0, len(payload), size):
+                if stopping.wait(rule.drip_interval_seconds):
+                    self.close_connection = True
+                    return
+                self.wfile.write(payload[start : start + size])
+        except OSError:
+            self.close_connection = True  # the client gave up, as intended
+
+    # ------------------------------------------------------------------------------ control
+
+    def _control(self, url: SplitResult) -> None:
+        context = self.context
+        tenant = context.tenant
+        if url.path == "/_sim/health" and self.command == "GET":
+            self._send(200, b"ok", "text/plain; charset=utf-8")
+        elif url.path == "/_sim/stats" and self.command == "GET":
+            stats = context.recorder.snapshot()
+            document = {
+                "requests": stats.requests,
+                "by_status": {str(code): n for code, n in sorted(stats.by_status.items())},
+                "faults": {str(kind): n for kind, n in context.faults.fired.items()},
+                "versions": len(tenant),
+                "now_ms": tenant.now_ms,
+            }
+            self._send(200, _encode(document))
+        elif url.path == "/_sim/advance" and self.command == "POST":
+            raw = dict(parse_qsl(url.query)).get("seconds", "")
+            try:
+                tenant.advance(float(raw))
+            except ValueError:
+                self._send(400, _encode({"error": f"seconds must be a number >= 0: {raw!r}"}))
+                return
+            self._send(200, _encode({"now_ms": tenant.now_ms, "versions": len(tenant)}))
+        else:
+            self._send(404, _encode({"error": f"no control endpoint {self.command} {url.path}"}))

@@ -1,0 +1,62 @@
+"""What the exporter knows now: one immutable :class:`TargetState` per target, swapped whole.
+
+The poller publishes a new state after every poll (successful or not); scrapes and the status page
+read :meth:`StateStore.current` and never wait for a poll. ``generation`` changes with every
+publish, so whoever renders from the states can cache by it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from modelarts_exporter.aggregate import Histogram, Snapshot
+from modelarts_exporter.errors import Reason
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    target: str
+    """Stable id of the target (its name in a multi-target config, else the project id)."""
+    project_id: str
+    snapshot: Snapshot | None = None
+    """The last good snapshot; kept when later polls fail."""
+    up: bool = False
+    last_success: float | None = None
+    last_poll_end: float | None = None
+    last_poll_seconds: float | None = None
+    last_error: str | None = None
+    """One-line cause of the last failure (cleared by a success)."""
+    last_error_reason: Reason | None = None
+    poll_duration: Histogram | None = None
+    errors: Mapping[Reason, int] = field(default_factory=lambda: MappingProxyType({}))
+    api_requests: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    interval_seconds: float = 60.0
+
+
+class StateStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: Mapping[str, TargetState] = MappingProxyType({})
+        self._generation = 0
+
+    def publish(self, state: TargetState) -> None:
+        with self._lock:
+            states = dict(self._states)
+            states[state.target] = state
+            self._states = MappingProxyType(states)
+            self._generation += 1
+
+    def remove(self, target: str) -> None:
+        with self._lock:
+            states = dict(self._states)
+            if states.pop(target, None) is not None:
+                self._states = MappingProxyType(states)
+                self._generation += 1
+
+    def current(self) -> tuple[int, tuple[TargetState, ...]]:
+        """The generation and every target's state, read together."""
+        with self._lock:
+            return self._generation, tuple(self._states.values())

@@ -1,0 +1,182 @@
+"""Shared fixtures: a simulator per test, an in-process exporter against it, and ground truth
+computed independently of the exporter's aggregation code."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelarts_exporter.app import Target, build_registry, build_target
+from modelarts_exporter.settings import Settings
+from modelarts_exporter.simulator import SimulatorServer, Tenant
+from modelarts_exporter.state import StateStore
+from modelarts_exporter.statuses import status_of
+
+TOKEN = "test-token-0f3c9a7e"  # a secret: asserted never to appear in logs
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _no_exporter_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests configure the exporter explicitly; the developer's environment must not leak in."""
+    for name in list(os.environ):
+        if name.startswith("MODELARTS_EXPORTER_"):
+            monkeypatch.delenv(name)
+
+
+SimFactory = Callable[..., SimulatorServer]
+
+
+@pytest.fixture
+def simulator() -> Iterator[SimFactory]:
+    """Start simulators on 127.0.0.1 (``size``/``seed``/… go to the tenant, the rest to the
+    server); every one is stopped after the test."""
+    started: list[SimulatorServer] = []
+
+    def start(
+        size: int = 500,
+        seed: int = 7,
+        tenant_options: Mapping[str, Any] | None = None,
+        **server_options: Any,
+    ) -> SimulatorServer:
+        tenant = Tenant(size=size, seed=seed, **(tenant_options or {}))
+        server_options.setdefault("tokens", [TOKEN])
+        server = SimulatorServer(tenant, **server_options).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@dataclass
+class Exporter:
+    """The exporter's pieces wired to a simulator, polled by hand for deterministic tests."""
+
+    settings: Settings
+    store: StateStore = field(default_factory=StateStore)
+    target: Target = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.target = build_target(self.settings, self.store)
+
+    async def poll(self) -> bool:
+        return await self.target.poller.poll()
+
+    def exposition(self) -> str:
+        return generate_latest(build_registry(self.store)).decode()
+
+    def samples(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        return parse_samples(self.exposition())
+
+
+def parse_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of an exposition by (name, labels)."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def exporter_settings(sim: SimulatorServer, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "endpoint": sim.url,
+        "project_id": sim.project_id,
+        "auth_token": TOKEN,
+        "poll_interval_seconds": 60,
+        "request_timeout_seconds": 2,
+        "max_retries": 0,
+        "page_size": 50,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+async def exporter_for(
+    simulator: SimFactory,
+) -> AsyncIterator[Callable[..., Exporter]]:
+    made: list[Exporter] = []
+
+    def make(sim: SimulatorServer, **overrides: Any) -> Exporter:
+        exporter = Exporter(exporter_settings(sim, **overrides))
+        made.append(exporter)
+        return exporter
+
+    yield make
+    for exporter in made:
+        await exporter.target.client.aclose()
+
+
+def select(
+    samples: Mapping[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(value for (n, ls), value in samples.items() if n == name and wanted <= ls)
+
+
+@dataclass
+class Truth:
+    """What the metrics must say, computed straight from the simulator's records."""
+
+    by_status: Counter[str]
+    by_pool: Counter[tuple[str, str, str]]
+    gpus: Counter[tuple[str, str, str]]
+    npus: Counter[tuple[str, str, str]]
+    total: int
+
+
+def truth(records: list[dict[str, object]]) -> Truth:
+    by_status: Counter[str] = Counter()
+    by_pool: Counter[tuple[str, str, str]] = Counter()
+    gpus: Counter[tuple[str, str, str]] = Counter()
+    npus: Counter[tuple[str, str, str]] = Counter()
+    for record in records:
+        status = status_of(int(record["status"]))  # type: ignore[call-overload]
+        key = (
+            str(record.get("pool_id") or "public"),
+            str(record.get("flavor_code") or "unknown"),
+            status.phase.value,
+        )
+        by_status[status.name] += 1
+        by_pool[key] += 1
+        gpus[key] += int(record.get("gpu_num") or 0)  # type: ignore[call-overload]
+        npus[key] += int(record.get("npu_num") or 0)  # type: ignore[call-overload]
+    return Truth(by_status, by_pool, gpus, npus, len(records))
+
+
+def assert_matches_truth(
+    samples: Mapping[tuple[str, frozenset[tuple[str, str]]], float], expected: Truth
+) -> None:
+    got_status = {
+        dict(labels)["status"]: value
+        for (name, labels), value in samples.items()
+        if name == "modelarts_training_job_versions" and value
+    }
+    assert got_status == {k: float(v) for k, v in expected.by_status.items()}
+    for metric, counter in (
+        ("modelarts_training_job_pool_versions", expected.by_pool),
+        ("modelarts_training_job_gpus", expected.gpus),
+        ("modelarts_training_job_npus", expected.npus),
+    ):
+        got = {
+            (d["pool_id"], d["flavor_code"], d["phase"]): value
+            for (name, labels), value in samples.items()
+            if name == metric
+            for d in [dict(labels)]
+        }
+        assert got == {k: float(v) for k, v in counter.items()}, metric

@@ -1,0 +1,135 @@
+"""Paging through the v1 listing over real HTTP against the simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from conftest import Exporter, SimFactory, assert_matches_truth, select, truth
+from modelarts_exporter.errors import PollError, Reason
+from modelarts_exporter.simulator import FaultKind, FaultRule
+from modelarts_exporter.v1 import V1Source
+
+pytestmark = pytest.mark.anyio
+MakeExporter = Callable[..., Exporter]
+
+
+def source_of(exporter: Exporter) -> V1Source:
+    source = exporter.target.poller._source  # the wiring under test
+    assert isinstance(source, V1Source)
+    return source
+
+
+@pytest.mark.parametrize(
+    ("offset_mode", "pagination"),
+    [("record", "offset"), ("page", "page"), ("record", "all"), ("page", "all")],
+)
+async def test_explicit_pagination_modes_read_every_version(
+    simulator: SimFactory, exporter_for: MakeExporter, offset_mode: str, pagination: str
+) -> None:
+    sim = simulator(size=1234, offset_mode=offset_mode)
+    exporter = exporter_for(sim, pagination=pagination, page_size=100)
+    assert await exporter.poll()
+    assert_matches_truth(exporter.samples(), truth(sim.tenant.records_in("0")))
+    expected_requests = 1 if pagination == "all" else -(-len(sim.tenant.records_in("0")) // 100)
+    assert sim.stats.requests == expected_requests
+
+
+@pytest.mark.parametrize(("offset_mode", "detected"), [("record", "offset"), ("page", "page")])
+async def test_auto_finds_out_what_offset_means(
+    simulator: SimFactory, exporter_for: MakeExporter, offset_mode: str, detected: str
+) -> None:
+    sim = simulator(size=777, offset_mode=offset_mode)
+    exporter = exporter_for(sim, pagination="auto", page_size=50)
+    assert await exporter.poll()
+    assert source_of(exporter).detected_pagination == detected
+    assert_matches_truth(exporter.samples(), truth(sim.tenant.records_in("0")))
+    pages = -(-len(sim.tenant.records_in("0")) // 50)
+    assert sim.stats.requests == pages + 1  # one probe, reused as data
+    sim.reset_stats()
+    assert await exporter.poll()
+    assert sim.stats.requests == pages  # remembered: no probe again
+
+
+async def test_auto_on_a_single_page_needs_no_probe(
+    simulator: SimFactory, exporter_for: MakeExporter
+) -> None:
+    sim = simulator(size=20)
+    exporter = exporter_for(sim, page_size=1000)
+    assert await exporter.poll()
+    assert sim.stats.requests == 1
+    assert_matches_truth(exporter.samples(), truth(sim.tenant.records_in("0")))
+
+
+async def test_wrong_pagination_mode_fails_loudly_instead_of_losing_versions(
+    simulator: SimFactory, exporter_for: MakeExporter
+) -> None:
+    sim = simulator(size=600, offset_mode="page")
+    exporter = exporter_for(sim, pagination="offset", page_size=50)
+    assert not await exporter.poll()
+    state = exporter.target.poller.state
+    assert state.last_error_reason is Reason.INVALID_RESPONSE
+    assert "does PAGINATION match" in (state.last_error or "")
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_listing_that_shifts_mid_poll_is_neither_lost_nor_double_counted(
+    simulator: SimFactory, exporter_for: MakeExporter, order: str
+) -> None:
+    sim = simulator(size=1500, offset_mode="record")
+    sim.faults.add(
+        FaultRule(FaultKind.SHIFT, times=4, shift_count=7, when=lambda r: (r.offset or 0) > 0)
+    )
+    exporter = exporter_for(sim, pagination="offset", page_size=100, max_concurrency=4, order=order)
+    before = len(sim.tenant.records_in("0"))
+    assert await exporter.poll()
+    records = sim.tenant.records_in("0")
+    assert len(records) == before + 4 * 7  # the listing really grew while it was read
+    assert sim.faults.fired[FaultKind.SHIFT] == 4
+    assert_matches_truth(exporter.samples(), truth(records))
+    assert exporter.target.poller.state.snapshot is not None
+    assert exporter.target.poller.state.snapshot.version_count == len(records)
+
+
+async def test_filters_are_sent_and_workspaces_merged(
+    simulator: SimFactory, exporter_for: MakeExporter
+) -> None:
+    sim = simulator(size=900, tenant_options={"workspaces": ("0", "ws-a", "ws-b")})
+    exporter = exporter_for(sim, workspace_id=("ws-a", "ws-b"), page_size=100)
+    assert await exporter.poll()
+    records = sim.tenant.records_in("ws-a") + sim.tenant.records_in("ws-b")
+    assert_matches_truth(exporter.samples(), truth(records))
+    samples = exporter.samples()
+    assert select(samples, "modelarts_training_job_versions_reported") == len(records)
+
+    pool = next(str(r["pool_id"]) for r in records if r.get("pool_id"))
+    filtered = exporter_for(sim, workspace_id=("ws-a",), pool_id=pool, status=10)
+    assert await filtered.poll()
+    expected = [
+        r for r in sim.tenant.records_in("ws-a") if r.get("pool_id") == pool and r["status"] == 10
+    ]
+    assert_matches_truth(filtered.samples(), truth(expected))
+    assert {q.status for q in sim.stats.queries[-1:]} == {10}
+
+
+async def test_hostile_total_count_does_not_schedule_endless_pages(
+    simulator: SimFactory, exporter_for: MakeExporter
+) -> None:
+    sim = simulator(size=120)
+    exporter = exporter_for(sim, pagination="offset", page_size=50, max_concurrency=4)
+    source = source_of(exporter)
+    original = exporter.target.client.get_page
+
+    async def lying(path: str, params: Any) -> Any:
+        page = await original(path, params)
+        return type(page)(
+            is_success=True, total_count=2**50, versions=page.versions, error_code=None
+        )
+
+    exporter.target.client.get_page = lying  # type: ignore[method-assign]
+    with pytest.raises(PollError) as caught:
+        await source.list_versions()
+    assert caught.value.reason is Reason.INVALID_RESPONSE
+    assert sim.stats.requests < 40  # three passes of a few pages, not 2**50 / 50
