@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# modelarts-exporter image: the built wheel (and its dependency wheels) in a venv, nothing else from the repo.
+# Runs as a numeric non-root user and needs no writable path, so it works with readOnlyRootFilesystem.
+ARG PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY exporter/ exporter/
+# One wheel for the project (hatchling, in an isolated build env) plus one per runtime dependency.
+RUN pip wheel --wheel-dir /wheels .
+
+FROM ${PYTHON_IMAGE}
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="modelarts-exporter" \
+      org.opencontainers.image.description="Prometheus exporter for ModelArts training jobs" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="python:3.11-slim-bookworm"
+ENV PATH=/opt/venv/bin:$PATH \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# Install from the build stage's wheels only (--no-index): no source tree, compilers or network here.
+# Byte-code is compiled now, at install time, so the read-only container never needs to write it.
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    python -m venv --without-pip /opt/venv \
+    && python -m pip --python /opt/venv/bin/python install --no-index --find-links=/wheels modelarts-exporter \
+    && modelarts-exporter --help >/dev/null
+USER 65532:65532
+EXPOSE 9878
+# Liveness of the process, on the port taken from MODELARTS_EXPORTER_LISTEN_ADDRESS (default :9878).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; port = (os.environ.get('MODELARTS_EXPORTER_LISTEN_ADDRESS') or ':9878').rpartition(':')[2]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
+ENTRYPOINT ["modelarts-exporter"]
+CMD ["serve"]

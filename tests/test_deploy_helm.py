@@ -1,0 +1,319 @@
+"""The Helm chart: lint, schema-valid manifests, secure defaults, sharded mode, and the rules and
+dashboards it ships being the single sources' copies."""
+
+from __future__ import annotations
+
+import subprocess
+from functools import cache
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from deploy_helpers import (
+    CHART,
+    CI_VALUES,
+    DASHBOARDS,
+    PLAIN_RULES,
+    helm_template,
+    load_sync_script,
+    only,
+    operator_schema,
+    run,
+    tool,
+)
+
+VALUE_SETS = {"defaults": (), "ci": ("--values", str(CI_VALUES))}
+MIN_KUBERNETES = "1.28.0"  # Chart.yaml kubeVersion
+OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+
+@cache
+def _rendered(name: str) -> tuple[dict[str, Any], ...]:
+    return tuple(helm_template(*VALUE_SETS[name]))
+
+
+def rendered(name: str) -> list[dict[str, Any]]:
+    """The chart rendered with a named value set (shared: do not modify)."""
+    return list(_rendered(name))
+
+
+def workload(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (found,) = [doc for doc in docs if doc["kind"] in {"Deployment", "StatefulSet"}]
+    return found
+
+
+def container_env(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    (container,) = workload(docs)["spec"]["template"]["spec"]["containers"]
+    return {env["name"]: env for env in container["env"]}
+
+
+@pytest.mark.parametrize("values", sorted(VALUE_SETS))
+def test_helm_lint_strict(values: str) -> None:
+    run([tool("helm"), "lint", "--strict", str(CHART), *VALUE_SETS[values]])
+
+
+@pytest.mark.parametrize("values", sorted(VALUE_SETS))
+def test_manifests_validate_against_kubernetes_schemas(values: str) -> None:
+    versions = (MIN_KUBERNETES, kubernetes_validate.utils.latest_version())
+    checked = 0
+    for doc in rendered(values):
+        if doc["kind"] in OPERATOR_KINDS:
+            continue
+        for version in versions:
+            kubernetes_validate.validate(doc, version, strict=True)
+        checked += 1
+    assert checked >= 3
+
+
+def test_operator_resources_validate_against_crd_schemas() -> None:
+    docs = rendered("ci")
+    for kind in sorted(OPERATOR_KINDS):
+        errors = sorted(
+            jsonschema.Draft202012Validator(operator_schema(kind)).iter_errors(only(docs, kind)),
+            key=str,
+        )
+        assert errors == [], f"{kind}: {[error.message for error in errors]}"
+
+
+def test_operator_schema_rejects_an_unknown_field() -> None:
+    monitor = yaml.safe_load(yaml.safe_dump(only(rendered("ci"), "ServiceMonitor")))
+    monitor["spec"]["endpoints"][0]["intervall"] = "30s"
+    validator = jsonschema.Draft202012Validator(operator_schema("ServiceMonitor"))
+    assert any("intervall" in error.message for error in validator.iter_errors(monitor))
+
+
+@pytest.mark.parametrize("values", sorted(VALUE_SETS))
+def test_pods_run_locked_down(values: str) -> None:
+    pod = workload(rendered(values))["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["privileged"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
+    assert "memory" in container["resources"]["limits"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["ports"] == [
+        {"name": "http-metrics", "containerPort": 9878, "protocol": "TCP"}
+    ]
+    sa = only(rendered(values), "ServiceAccount")
+    assert sa["automountServiceAccountToken"] is False
+
+
+def test_defaults_render_only_the_exporter() -> None:
+    kinds = sorted(doc["kind"] for doc in rendered("defaults"))
+    assert kinds == ["Deployment", "Service", "ServiceAccount"]
+    env = container_env(rendered("defaults"))
+    assert env["MODELARTS_EXPORTER_LISTEN_ADDRESS"]["value"] == "0.0.0.0:9878"
+    assert not any(name.endswith(("_TOKEN", "_KEY", "SHARD", "SHARDS")) for name in env)
+
+
+def test_ci_values_turn_everything_on() -> None:
+    kinds = sorted(doc["kind"] for doc in rendered("ci"))
+    assert kinds == sorted(
+        [
+            "ConfigMap",  # targets
+            "ConfigMap",  # dashboards
+            "NetworkPolicy",
+            "PodDisruptionBudget",
+            "PrometheusRule",
+            "Secret",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor",
+            "StatefulSet",
+        ]
+    )
+
+
+def test_sharded_mode_gives_each_pod_its_shard() -> None:
+    docs = helm_template("--set", "sharding.enabled=true", "--set", "sharding.replicas=4")
+    assert "Deployment" not in {doc["kind"] for doc in docs}
+    statefulset = only(docs, "StatefulSet")
+    service = only(docs, "Service")
+    assert statefulset["spec"]["replicas"] == 4
+    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+    assert service["spec"]["clusterIP"] == "None"
+    env = container_env(docs)
+    assert env["MODELARTS_EXPORTER_SHARD"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}
+    }
+    assert env["MODELARTS_EXPORTER_TOTAL_SHARDS"]["value"] == "4"
+
+
+def test_service_keeps_unready_pods_scrapable() -> None:
+    for values in VALUE_SETS:
+        assert only(rendered(values), "Service")["spec"]["publishNotReadyAddresses"] is True
+
+
+def test_credentials_come_from_the_secret_only() -> None:
+    docs = rendered("ci")
+    secret = only(docs, "Secret")
+    name = secret["metadata"]["name"]
+    env = container_env(docs)
+    for variable, key in {
+        "MODELARTS_EXPORTER_AUTH_TOKEN": "auth-token",
+        "MODELARTS_EXPORTER_ACCESS_KEY": "access-key",
+        "MODELARTS_EXPORTER_SECRET_KEY": "secret-key",
+        "MODELARTS_EXPORTER_SECURITY_TOKEN": "security-token",
+    }.items():
+        assert env[variable]["valueFrom"]["secretKeyRef"] == {
+            "name": name,
+            "key": key,
+            "optional": True,
+        }
+    secret_values = set(secret["stringData"].values())
+    for doc in docs:
+        if doc["kind"] == "ConfigMap":
+            text = yaml.safe_dump(doc)
+            assert not [value for value in secret_values if value in text]
+        if doc["kind"] != "Secret":
+            assert "ci-secret-key" not in yaml.safe_dump(doc)
+
+
+def test_existing_secret_is_referenced_not_created() -> None:
+    docs = helm_template("--set", "secret.existingSecret=modelarts-credentials")
+    assert "Secret" not in {doc["kind"] for doc in docs}
+    env = container_env(docs)
+    assert env["MODELARTS_EXPORTER_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == (
+        "modelarts-credentials"
+    )
+    volumes = workload(docs)["spec"]["template"]["spec"]["volumes"]
+    assert {
+        "name": "secrets",
+        "secret": {"secretName": "modelarts-credentials", "defaultMode": 0o440},
+    } in volumes
+
+
+def test_targets_file_is_mounted_and_named() -> None:
+    docs = rendered("ci")
+    config_map = next(
+        doc for doc in docs if doc["kind"] == "ConfigMap" and "targets.yaml" in doc["data"]
+    )
+    assert yaml.safe_load(config_map["data"]["targets.yaml"])["targets"][0]["name"] == "research"
+    env = container_env(docs)
+    assert (
+        env["MODELARTS_EXPORTER_CONFIG_FILE"]["value"]
+        == "/etc/modelarts-exporter/config/targets.yaml"
+    )
+    (container,) = workload(docs)["spec"]["template"]["spec"]["containers"]
+    mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
+    assert mounts["config"] == {
+        "name": "config",
+        "mountPath": "/etc/modelarts-exporter/config",
+        "readOnly": True,
+    }
+
+
+def test_credentials_in_the_targets_file_are_refused() -> None:
+    result = subprocess.run(
+        [
+            tool("helm"),
+            "template",
+            "x",
+            str(CHART),
+            "--set",
+            "config.targets.targets[0].secret_key=abc",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "looks like it holds credentials" in result.stderr
+
+
+def test_servicemonitor_scrapes_the_service() -> None:
+    docs = rendered("ci")
+    monitor = only(docs, "ServiceMonitor")
+    service = only(docs, "Service")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_dashboards_configmap_equals_grafana_dashboards() -> None:
+    config_map = next(
+        doc for doc in rendered("ci") if doc["metadata"]["name"].endswith("-dashboards")
+    )
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    expected = {path.name: path.read_text() for path in sorted(DASHBOARDS.glob("*.json"))}
+    assert len(expected) == 2
+    assert config_map["data"] == expected
+
+
+def test_prometheus_rule_equals_the_plain_rule_file() -> None:
+    rule = only(helm_template("--set", "prometheusRule.enabled=true"), "PrometheusRule")
+    assert rule["spec"]["groups"] == yaml.safe_load(PLAIN_RULES.read_text())["groups"]
+
+
+def test_generated_copies_are_in_sync() -> None:
+    """The plain rule file and the chart's dashboards are exactly what the sync script writes."""
+    problems = load_sync_script().stale_copies()
+    assert problems == [], "run scripts/sync-deploy-artifacts.py\n" + "\n".join(problems)
+
+
+def test_prometheus_rule_honours_overrides() -> None:
+    docs = helm_template(
+        "--set", "prometheusRule.enabled=true",
+        "--set", "prometheusRule.thresholds.queueWaitSeconds=7200",
+        "--set", "prometheusRule.thresholds.starvationFor=2h",
+        "--set", "prometheusRule.additionalRuleLabels.team=ml-platform",
+        "--set", "prometheusRule.runbookBaseUrl=https://wiki.example.com/runbook",
+    )  # fmt: skip
+    rules = {
+        rule["alert"]: rule
+        for group in only(docs, "PrometheusRule")["spec"]["groups"]
+        for rule in group["rules"]
+    }
+    queued = rules["ModelArtsTrainingJobQueuedTooLong"]
+    assert queued["expr"].endswith("> 7200")
+    assert queued["labels"] == {"severity": "warning", "team": "ml-platform"}
+    assert queued["annotations"]["runbook_url"] == (
+        "https://wiki.example.com/runbook#modelartstrainingjobqueuedtoolong"
+    )
+    assert rules["ModelArtsPoolGpuStarvation"]["for"] == "2h"
+    assert "for 2h" in rules["ModelArtsPoolGpuStarvation"]["annotations"]["description"]
+    assert all(rule["labels"]["team"] == "ml-platform" for rule in rules.values())
+
+
+# Values passed to Kubernetes whole; the README describes them as one entry.
+_OPAQUE_VALUES = {
+    "podSecurityContext",
+    "securityContext",
+    "resources",
+    "livenessProbe",
+    "readinessProbe",
+}
+
+
+def _leaf_keys(values: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in _OPAQUE_VALUES:
+            keys += _leaf_keys(value, f"{path}.")
+        else:
+            keys.append(path)
+    return keys
+
+
+def test_readme_lists_every_value() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    missing = [key for key in _leaf_keys(values) if f"| `{key}` |" not in readme]
+    assert missing == []
