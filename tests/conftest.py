@@ -70,7 +70,8 @@ class Exporter:
     target: Target = field(init=False)
 
     def __post_init__(self) -> None:
-        self.target = build_target(self.settings, self.store)
+        (target,) = self.settings.targets()
+        self.target = build_target(target, self.store)
 
     async def poll(self) -> bool:
         return await self.target.poller.poll()

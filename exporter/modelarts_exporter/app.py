@@ -25,7 +25,7 @@ from modelarts_exporter.client import ApiClient, RetryPolicy
 from modelarts_exporter.collector import StateCollector
 from modelarts_exporter.poller import TargetPoller
 from modelarts_exporter.server import ExporterApp, HttpServer
-from modelarts_exporter.settings import Settings
+from modelarts_exporter.settings import Settings, TargetOptions, TargetSettings
 from modelarts_exporter.state import StateStore
 from modelarts_exporter.v1 import V1Source
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"modelarts-exporter/{__version__}"
 
 
-def _auth(settings: Settings) -> httpx.Auth | None:
+def _auth(settings: TargetOptions) -> httpx.Auth | None:
     if settings.auth_token is not None:
         return StaticTokenAuth(settings.auth_token)
     if settings.access_key and settings.secret_key is not None:
@@ -41,7 +41,7 @@ def _auth(settings: Settings) -> httpx.Auth | None:
     return None
 
 
-def _verify(settings: Settings) -> ssl.SSLContext | bool:
+def _verify(settings: TargetOptions) -> ssl.SSLContext | bool:
     if not settings.verify_tls:
         log.warning("TLS verification is off: the API's identity is not checked")
         return False
@@ -57,7 +57,9 @@ class Target:
 
 
 def build_target(
-    settings: Settings, store: StateStore, transport: httpx.AsyncBaseTransport | None = None
+    settings: TargetSettings,
+    store: StateStore,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Target:
     settings.require_target()
     assert settings.endpoint is not None and settings.project_id is not None
@@ -90,7 +92,7 @@ def build_target(
     )
     source = V1Source(client, settings.project_id, settings.listing_options())
     poller = TargetPoller(
-        target=settings.project_id,
+        target=settings.name,
         project_id=settings.project_id,
         source=source,
         store=store,
@@ -120,7 +122,7 @@ class Exporter:
             ready_intervals=settings.ready_intervals,
             version=__version__,
         )
-        self._targets = [build_target(settings, self.store)]
+        self._targets = [build_target(target, self.store) for target in settings.targets()]
         self._in_flight: set[asyncio.Task[bool]] = set()
         self._stopping = asyncio.Event()
 
@@ -156,7 +158,7 @@ class Exporter:
                 self._poll,
                 "interval",
                 args=[target.poller],
-                seconds=self.settings.poll_interval_seconds,
+                seconds=target.poller.interval_seconds,
                 next_run_time=datetime.now().astimezone(),
                 id=target.poller.target,
                 max_instances=1,

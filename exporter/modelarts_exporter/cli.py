@@ -46,13 +46,7 @@ environment variable MODELARTS_EXPORTER_<NAME>.  Version {__version__}.
 def _settings(args: list[str]) -> Settings:
     settings = load(args)
     logs.configure(settings.log_level, settings.log_format)
-    logs.redact(
-        *(
-            secret.get_secret_value()
-            for secret in (settings.auth_token, settings.secret_key, settings.security_token)
-            if secret is not None
-        )
-    )
+    logs.redact(*settings.secrets())
     return settings
 
 
@@ -65,7 +59,8 @@ def _serve(args: list[str]) -> int:
 
 async def _once_async(settings: Settings) -> tuple[bool, bytes, str]:
     store = StateStore()
-    target = build_target(settings, store)
+    (target_settings,) = settings.targets()
+    target = build_target(target_settings, store)
     try:
         ok = await target.poller.poll()
     finally:
@@ -88,7 +83,7 @@ def _once(args: list[str]) -> int:
 
 def _check_config(args: list[str]) -> int:
     settings = load(args)
-    settings.require_target()
+    settings.targets()
     width = max(len(name) for name, _ in settings.effective())
     for name, value in settings.effective():
         print(f"{name:<{width}}  {value}")

@@ -39,6 +39,7 @@ class TargetPoller:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.target = target
+        self.interval_seconds = interval_seconds
         self._project_id = project_id
         self._source = source
         self._store = store

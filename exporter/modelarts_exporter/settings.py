@@ -10,10 +10,18 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from modelarts_exporter.v1 import ListingOptions, Pagination
@@ -40,17 +48,14 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        extra="ignore",
-        validate_default=True,
-        cli_kebab_case=True,
-        cli_implicit_flags=True,
-        cli_exit_on_error=False,
-        cli_hide_none_type=True,
-        cli_avoid_json=True,
-    )
+class TargetOptions(BaseModel):
+    """Everything about *one* project to poll: where, as whom, how and what.
+
+    In the single-target form these are top-level settings (``MODELARTS_EXPORTER_ENDPOINT`` …);
+    a multi-target config file gives each target its own set.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     # Where and what to poll.
     endpoint: str | None = Field(
@@ -68,18 +73,10 @@ class Settings(BaseSettings):
     security_token: SecretStr | None = Field(
         None, description="Security token of temporary AK/SK credentials."
     )
-    # Serving.
-    listen_address: str = Field(
-        f"0.0.0.0:{DEFAULT_PORT}",
-        description="host:port to serve /metrics on.",
-    )
     # Polling.
     poll_interval_seconds: float = Field(60.0, ge=0.05, le=86400)
     poll_timeout_seconds: float | None = Field(
         None, gt=0, description="Deadline of one poll; default: the poll interval."
-    )
-    ready_intervals: float = Field(
-        3.0, gt=0, description="/readyz fails when the last success is this many intervals old."
     )
     page_size: int = Field(100, ge=1, le=1000)
     max_concurrency: int = Field(8, ge=1, le=64)
@@ -97,26 +94,12 @@ class Settings(BaseSettings):
     )
     sort_by: Literal["create_time", "job_desc", "status", "duration", "job_name"] = "create_time"
     order: Literal["asc", "desc"] = "asc"
-    # Logging.
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["text", "json"] = "text"
 
     @field_validator("workspace_id", mode="before")
     @classmethod
     def _split_workspaces(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper_level(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("listen_address")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        parse_listen_address(value)
         return value
 
     @field_validator("endpoint")
@@ -137,7 +120,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _check_credentials(self) -> Settings:
+    def _check_credentials(self) -> Self:
         if self.auth_token is not None and (self.access_key or self.secret_key):
             raise ValueError("give either AUTH_TOKEN or ACCESS_KEY/SECRET_KEY, not both")
         if bool(self.access_key) != (self.secret_key is not None):
@@ -145,10 +128,6 @@ class Settings(BaseSettings):
         if self.security_token is not None and not self.access_key:
             raise ValueError("SECURITY_TOKEN needs ACCESS_KEY and SECRET_KEY")
         return self
-
-    @property
-    def listen(self) -> tuple[str, int]:
-        return parse_listen_address(self.listen_address)
 
     @property
     def poll_timeout(self) -> float:
@@ -175,6 +154,65 @@ class Settings(BaseSettings):
         ]
         if missing:
             raise ConfigError("; ".join(f"{item} is required" for item in missing))
+
+
+class TargetSettings(TargetOptions):
+    """One configured target, complete."""
+
+    name: str = Field(description="Stable id of the target (defaults to its project id).")
+
+
+class Settings(BaseSettings, TargetOptions):
+    """The whole configuration: process-wide settings plus the single target's options."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        validate_default=True,
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_exit_on_error=False,
+        cli_hide_none_type=True,
+        cli_avoid_json=True,
+    )
+
+    # Serving.
+    listen_address: str = Field(
+        f"0.0.0.0:{DEFAULT_PORT}",
+        description="host:port to serve /metrics on.",
+    )
+    ready_intervals: float = Field(
+        3.0, gt=0, description="/readyz fails when the last success is this many intervals old."
+    )
+    # Logging.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("listen_address")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value
+
+    @property
+    def listen(self) -> tuple[str, int]:
+        return parse_listen_address(self.listen_address)
+
+    def targets(self) -> list[TargetSettings]:
+        """The targets to poll (the single target of the top-level options)."""
+        self.require_target()
+        options = {name: getattr(self, name) for name in TargetOptions.model_fields}
+        return [TargetSettings(name=str(self.project_id), **options)]
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, for log redaction."""
+        values = [self.auth_token, self.secret_key, self.security_token]
+        return [secret.get_secret_value() for secret in values if secret is not None]
 
     def effective(self) -> Iterator[tuple[str, str]]:
         """Every setting with its value as text, secrets masked — for ``check-config``."""
