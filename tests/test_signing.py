@@ -42,13 +42,16 @@ def test_published_test_vectors(method: str, body: bytes, expected: str) -> None
 
 def test_canonical_uri_always_ends_with_slash_and_encodes_segments() -> None:
     assert signing.canonical_uri("/v1/p/training-jobs/versions") == "/v1/p/training-jobs/versions/"
-    assert signing.canonical_uri("/a b/c%2Fd") == "/a%20b/c%2Fd/"
+    # Decoded before it is split, as the reference signer does: an encoded slash separates.
+    assert signing.canonical_uri("/a b/c%2Fd") == "/a%20b/c/d/"
 
 
 def test_canonical_query_sorts_by_key_then_value_and_keeps_repeats() -> None:
     assert signing.canonical_query([("b", "2"), ("a", "z"), ("a", "y"), ("c", "")]) == (
         "a=y&a=z&b=2&c="
     )
+    # Sorted before encoding: "é" sorts after "~" although "%C3%A9" would sort before it.
+    assert signing.canonical_query([("é", "1"), ("~", "2")]) == "~=2&%C3%A9=1"
 
 
 def test_header_names_with_underscore_are_not_signed() -> None:

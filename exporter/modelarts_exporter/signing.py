@@ -35,16 +35,16 @@ def _encode(value: str) -> str:
 
 
 def canonical_uri(path: str) -> str:
-    """Each segment percent-encoded once (the raw path is decoded first), always ending in ``/``."""
-    segments = [_encode(unquote(segment)) for segment in path.split("/")]
-    uri = "/".join(segments)
+    """The path decoded once, then each segment percent-encoded, always ending in ``/`` (the
+    reference signer decodes before splitting, so an encoded ``/`` separates segments too)."""
+    uri = "/".join(_encode(segment) for segment in unquote(path).split("/"))
     return uri if uri.endswith("/") else uri + "/"
 
 
 def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
-    """Decoded ``(key, value)`` pairs, encoded and sorted by key then value."""
-    encoded = sorted((_encode(key), _encode(value)) for key, value in pairs)
-    return "&".join(f"{key}={value}" for key, value in encoded)
+    """Decoded ``(key, value)`` pairs sorted by key then value *before* encoding, as the
+    reference signer sorts them."""
+    return "&".join(f"{_encode(key)}={_encode(value)}" for key, value in sorted(pairs))
 
 
 def signed_header_names(headers: Mapping[str, str]) -> list[str]:
