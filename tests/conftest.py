@@ -119,7 +119,7 @@ async def exporter_for(
 
     yield make
     for exporter in made:
-        await exporter.target.client.aclose()
+        await exporter.target.aclose()
 
 
 def select(

@@ -46,7 +46,10 @@ def test_flags_have_the_same_names_and_win(monkeypatch: pytest.MonkeyPatch) -> N
         (["--bogus", "1"], "unrecognized arguments: --bogus"),
         (["--ca-bundle", "/nonexistent/ca.pem"], "no such file: /nonexistent/ca.pem"),
         (["--access-key", "AK"], "ACCESS_KEY and SECRET_KEY go together"),
-        (["--auth-token", SECRET, "--access-key", "AK", "--secret-key", SECRET], "not both"),
+        (
+            ["--auth-token", SECRET, "--access-key", "AK", "--secret-key", SECRET],
+            "give one kind of credentials",
+        ),
     ],
 )
 def test_bad_settings_are_one_readable_line(args: list[str], expected: str) -> None:
@@ -92,3 +95,53 @@ def test_polling_requires_endpoint_and_project() -> None:
 )
 def test_listen_address_forms(text: str, parsed: tuple[str, int]) -> None:
     assert parse_listen_address(text) == parsed
+
+
+def test_cloud_and_region_give_both_endpoints() -> None:
+    otc = Settings(cloud="otc", region="eu-de", project_id="p1")
+    assert otc.modelarts_url == "https://modelarts.eu-de.otc.t-systems.com"
+    assert otc.iam_url == "https://iam.eu-de.otc.t-systems.com/v3"
+    hw = Settings(cloud="huaweicloud", region="ap-southeast-1", project_id="p1")
+    assert hw.modelarts_url == "https://modelarts.ap-southeast-1.myhuaweicloud.cn"
+    assert hw.iam_url == "https://iam.ap-southeast-1.myhuaweicloud.com/v3"
+    explicit = Settings(
+        cloud="otc", region="eu-de", endpoint="https://proxy.example", project_id="p1"
+    )
+    assert explicit.modelarts_url == "https://proxy.example"
+    assert explicit.iam_url == "https://iam.eu-de.otc.t-systems.com/v3"
+
+
+def test_a_typo_in_the_region_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(["--cloud", "huaweicloud", "--region", "cn-nort-4"])
+    message = str(caught.value)
+    assert "unknown huaweicloud region 'cn-nort-4'" in message
+    assert "cn-north-4" in message and "ENDPOINT and IAM_ENDPOINT" in message
+
+
+def test_unlisted_region_works_with_explicit_endpoints() -> None:
+    settings = load(
+        [
+            *("--cloud", "otc", "--region", "eu-ch2"),
+            *("--endpoint", "https://modelarts.eu-ch2.sc.otc.t-systems.com"),
+            *("--iam-endpoint", "https://iam-pub.eu-ch2.sc.otc.t-systems.com/v3"),
+        ]
+    )
+    assert settings.modelarts_url == "https://modelarts.eu-ch2.sc.otc.t-systems.com"
+
+
+def test_password_login_needs_user_and_domain_and_accepts_a_project_name() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(["--username", "alice", "--password", SECRET])
+    assert "USERNAME, PASSWORD and DOMAIN_NAME" in str(caught.value)
+    assert SECRET not in str(caught.value)
+    settings = load(
+        [
+            *("--cloud", "otc", "--region", "eu-de", "--username", "alice"),
+            *("--password", SECRET, "--domain-name", "OTC-EU-DE-000"),
+            *("--project-name", "eu-de_ml"),
+        ]
+    )
+    (target,) = settings.targets()
+    assert target.project_id is None and target.project_name == "eu-de_ml"
+    assert SECRET in settings.secrets()

@@ -12,20 +12,23 @@ import logging
 import signal
 import ssl
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry
 
 from modelarts_exporter import __version__
-from modelarts_exporter.auth import AkSkAuth, StaticTokenAuth
+from modelarts_exporter.auth import AkSkAuth, IamPasswordAuth, StaticTokenAuth
 from modelarts_exporter.client import ApiClient, RetryPolicy
 from modelarts_exporter.collector import StateCollector
 from modelarts_exporter.poller import TargetPoller
 from modelarts_exporter.server import ExporterApp, HttpServer
 from modelarts_exporter.settings import Settings, TargetOptions, TargetSettings
+from modelarts_exporter.source import JobSource, Listing
 from modelarts_exporter.state import StateStore
 from modelarts_exporter.v1 import V1Source
 
@@ -33,11 +36,33 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"modelarts-exporter/{__version__}"
 
 
-def _auth(settings: TargetOptions) -> httpx.Auth | None:
+def _http_options(settings: TargetOptions) -> dict[str, Any]:
+    """What every client of a target shares: TLS, time-outs, proxies from the environment."""
+    return {
+        "verify": _verify(settings),
+        "timeout": httpx.Timeout(settings.request_timeout_seconds),
+        "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+        "trust_env": True,
+    }
+
+
+def _auth(settings: TargetOptions, transport: httpx.AsyncBaseTransport | None) -> httpx.Auth | None:
     if settings.auth_token is not None:
         return StaticTokenAuth(settings.auth_token)
     if settings.access_key and settings.secret_key is not None:
         return AkSkAuth(settings.access_key, settings.secret_key, settings.security_token)
+    if settings.password is not None:
+        assert settings.username and settings.domain_name and settings.iam_url
+        return IamPasswordAuth(
+            http=httpx.AsyncClient(transport=transport, **_http_options(settings)),
+            iam_endpoint=settings.iam_url,
+            username=settings.username,
+            password=settings.password,
+            domain_name=settings.domain_name,
+            project_id=settings.project_id,
+            project_name=settings.project_name,
+        )
+    log.warning("no credentials configured: requests are sent unauthenticated")
     return None
 
 
@@ -50,10 +75,31 @@ def _verify(settings: TargetOptions) -> ssl.SSLContext | bool:
     return True
 
 
+class _ProjectByName:
+    """A source for a target configured by project *name*: the first poll asks IAM for the
+    project's id (the token's scope tells it), then lists through the v1 API as usual."""
+
+    def __init__(self, auth: IamPasswordAuth, make: Callable[[str], V1Source]) -> None:
+        self._auth = auth
+        self._make = make
+        self._source: V1Source | None = None
+
+    async def list_versions(self) -> Listing:
+        if self._source is None:
+            self._source = self._make(await self._auth.project_id())
+        return await self._source.list_versions()
+
+
 @dataclass
 class Target:
     poller: TargetPoller
     client: ApiClient
+    auth: httpx.Auth | None = None
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        if isinstance(self.auth, IamPasswordAuth):
+            await self.auth.aclose()
 
 
 def build_target(
@@ -62,21 +108,17 @@ def build_target(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Target:
     settings.require_target()
-    assert settings.endpoint is not None and settings.project_id is not None
-    if _auth(settings) is None:
-        log.warning("no credentials configured: requests are sent unauthenticated")
+    assert settings.modelarts_url is not None
+    auth = _auth(settings, transport)
     http = httpx.AsyncClient(
-        base_url=settings.endpoint,
-        auth=_auth(settings),
-        verify=_verify(settings),
-        timeout=httpx.Timeout(settings.request_timeout_seconds),
+        base_url=settings.modelarts_url,
+        auth=auth,
         limits=httpx.Limits(
             max_connections=settings.max_concurrency,
             max_keepalive_connections=settings.max_concurrency,
         ),
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         transport=transport,
-        trust_env=True,
+        **_http_options(settings),
     )
     requests: Counter[str] = Counter()
 
@@ -90,17 +132,26 @@ def build_target(
         max_response_bytes=settings.max_response_bytes,
         on_response=count_response,
     )
-    source = V1Source(client, settings.project_id, settings.listing_options())
+
+    def v1(project_id: str) -> V1Source:
+        return V1Source(client, project_id, settings.listing_options())
+
+    source: JobSource
+    if settings.project_id is not None:
+        source = v1(settings.project_id)
+    else:
+        assert isinstance(auth, IamPasswordAuth)
+        source = _ProjectByName(auth, v1)
     poller = TargetPoller(
         target=settings.name,
-        project_id=settings.project_id,
+        project_id=settings.project_id or "",
         source=source,
         store=store,
         interval_seconds=settings.poll_interval_seconds,
         timeout_seconds=settings.poll_timeout,
         requests=requests,
     )
-    return Target(poller, client)
+    return Target(poller, client, auth)
 
 
 def build_registry(store: StateStore) -> CollectorRegistry:
@@ -178,7 +229,7 @@ class Exporter:
                 task.cancel()
             await asyncio.gather(*self._in_flight, return_exceptions=True)
             for target in self._targets:
-                await target.client.aclose()
+                await target.aclose()
             server.stop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

@@ -64,7 +64,7 @@ async def _once_async(settings: Settings) -> tuple[bool, bytes, str]:
     try:
         ok = await target.poller.poll()
     finally:
-        await target.client.aclose()
+        await target.aclose()
     state = target.poller.state
     reason = state.last_error_reason.value if state.last_error_reason else ""
     return ok, generate_latest(build_registry(store)), f"{reason}: {state.last_error}"

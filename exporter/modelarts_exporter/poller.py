@@ -86,6 +86,7 @@ class TargetPoller:
         self._publish(
             replace(
                 self._state,
+                project_id=listing.project_id,
                 snapshot=snapshot,
                 up=True,
                 last_success=now,

@@ -24,11 +24,16 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from modelarts_exporter.endpoints import PRESETS, Cloud, Endpoints, preset
 from modelarts_exporter.v1 import ListingOptions, Pagination
 
 ENV_PREFIX = "MODELARTS_EXPORTER_"
 DEFAULT_PORT = 9878
-SECRET_FIELDS = frozenset({"auth_token", "secret_key", "security_token"})
+SECRET_FIELDS = frozenset({"auth_token", "secret_key", "security_token", "password"})
+
+
+def _flag(name: str) -> str:
+    return f"{ENV_PREFIX}{name.upper()} (--{name.replace('_', '-')})"
 
 
 class ConfigError(Exception):
@@ -58,15 +63,28 @@ class TargetOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Where and what to poll.
+    cloud: Cloud | None = Field(None, description="otc or huaweicloud: endpoints from REGION.")
+    region: str | None = Field(None, description="Region of the cloud, e.g. eu-de.")
     endpoint: str | None = Field(
         None, description="ModelArts endpoint, e.g. https://modelarts.eu-de.otc.t-systems.com"
+    )
+    iam_endpoint: str | None = Field(
+        None,
+        description="IAM endpoint for password logins, e.g. https://iam.eu-de.otc.t-systems.com/v3",
     )
     project_id: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="Project whose training jobs are listed (its id, as in the console).",
     )
-    # Credentials: a token, or an AK/SK pair (temporary ones with a security token).
+    project_name: str | None = Field(
+        None, description="Project name (e.g. eu-de): the IAM token's scope when no id is given."
+    )
+    # Credentials: an IAM user's password, a token, or an AK/SK pair (temporary ones with a
+    # security token).
+    username: str | None = Field(None, description="IAM user name for password logins.")
+    password: SecretStr | None = Field(None, description="IAM user password.")
+    domain_name: str | None = Field(None, description="Account (domain) name of the IAM user.")
     auth_token: SecretStr | None = Field(None, description="Static IAM token (X-Auth-Token).")
     access_key: str | None = Field(None, description="Access key id for AK/SK signing.")
     secret_key: SecretStr | None = Field(None, description="Secret access key.")
@@ -102,7 +120,7 @@ class TargetOptions(BaseModel):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("endpoint")
+    @field_validator("endpoint", "iam_endpoint")
     @classmethod
     def _check_endpoint(cls, value: str | None) -> str | None:
         if value is None:
@@ -121,13 +139,57 @@ class TargetOptions(BaseModel):
 
     @model_validator(mode="after")
     def _check_credentials(self) -> Self:
-        if self.auth_token is not None and (self.access_key or self.secret_key):
-            raise ValueError("give either AUTH_TOKEN or ACCESS_KEY/SECRET_KEY, not both")
+        kinds = [
+            name
+            for name, given in (
+                ("AUTH_TOKEN", self.auth_token is not None),
+                ("ACCESS_KEY/SECRET_KEY", bool(self.access_key or self.secret_key)),
+                ("USERNAME/PASSWORD", bool(self.username or self.password)),
+            )
+            if given
+        ]
+        if len(kinds) > 1:
+            raise ValueError(f"give one kind of credentials, not {' and '.join(kinds)}")
         if bool(self.access_key) != (self.secret_key is not None):
             raise ValueError("ACCESS_KEY and SECRET_KEY go together")
         if self.security_token is not None and not self.access_key:
             raise ValueError("SECURITY_TOKEN needs ACCESS_KEY and SECRET_KEY")
+        if (self.username or self.password) and not (
+            self.username and self.password and self.domain_name
+        ):
+            raise ValueError("a password login needs USERNAME, PASSWORD and DOMAIN_NAME")
         return self
+
+    @model_validator(mode="after")
+    def _check_region(self) -> Self:
+        if (self.cloud is None) != (self.region is None):
+            raise ValueError("CLOUD and REGION go together")
+        if self.cloud is not None and self.region is not None:
+            regions = PRESETS[self.cloud]
+            # A region outside the table is fine when both endpoints are explicit.
+            if self.region not in regions and not (self.endpoint and self.iam_endpoint):
+                preset(self.cloud, self.region)  # raises, listing the known regions
+        return self
+
+    def _preset(self) -> Endpoints | None:
+        if self.cloud is None or self.region is None:
+            return None
+        return PRESETS[self.cloud].get(self.region)
+
+    @property
+    def modelarts_url(self) -> str | None:
+        """The explicit endpoint, else the region's."""
+        found = self._preset()
+        return self.endpoint or (found.modelarts if found else None)
+
+    @property
+    def iam_url(self) -> str | None:
+        found = self._preset()
+        return self.iam_endpoint or (found.iam if found else None)
+
+    @property
+    def uses_password(self) -> bool:
+        return self.password is not None
 
     @property
     def poll_timeout(self) -> float:
@@ -147,13 +209,17 @@ class TargetOptions(BaseModel):
 
     def require_target(self) -> None:
         """What polling needs beyond what validation checks (``simulate`` needs none of it)."""
-        missing = [
-            f"{ENV_PREFIX}{name.upper()} (--{name.replace('_', '-')})"
-            for name in ("endpoint", "project_id")
-            if getattr(self, name) is None
-        ]
+        missing = []
+        if self.modelarts_url is None:
+            missing.append(f"{_flag('endpoint')} is required (or CLOUD and REGION)")
+        if self.project_id is None and not (self.project_name and self.uses_password):
+            missing.append(
+                f"{_flag('project_id')} is required (or PROJECT_NAME with a password login)"
+            )
+        if self.uses_password and self.iam_url is None:
+            missing.append(f"{_flag('iam_endpoint')} is required (or CLOUD and REGION)")
         if missing:
-            raise ConfigError("; ".join(f"{item} is required" for item in missing))
+            raise ConfigError("; ".join(missing))
 
 
 class TargetSettings(TargetOptions):
@@ -211,7 +277,7 @@ class Settings(BaseSettings, TargetOptions):
 
     def secrets(self) -> list[str]:
         """Every configured secret value, for log redaction."""
-        values = [self.auth_token, self.secret_key, self.security_token]
+        values = [self.auth_token, self.secret_key, self.security_token, self.password]
         return [secret.get_secret_value() for secret in values if secret is not None]
 
     def effective(self) -> Iterator[tuple[str, str]]:

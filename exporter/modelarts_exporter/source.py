@@ -20,6 +20,8 @@ class Listing:
     """Every version once (de-duplicated by ``version_id``)."""
     reported_total: int
     """What the API said it holds (``total_count``, summed over workspaces)."""
+    project_id: str
+    """The project listed (known only after the first poll for targets given by name)."""
 
 
 class JobSource(Protocol):

@@ -61,6 +61,7 @@ class V1Source:
 
     def __init__(self, client: ApiClient, project_id: str, options: ListingOptions) -> None:
         self._client = client
+        self._project_id = project_id
         self._path = f"/v1/{project_id}/training-jobs/versions"
         self._options = options
         self._limit = asyncio.Semaphore(options.max_concurrency)
@@ -79,7 +80,7 @@ class V1Source:
             records, total = await self._list_workspace(workspace)
             merged.update(records)
             reported += total
-        return Listing(versions=merged.values(), reported_total=reported)
+        return Listing(merged.values(), reported, self._project_id)
 
     def _params(self, workspace: str | None, offset: int, limit: int) -> dict[str, str]:
         options = self._options

@@ -11,6 +11,7 @@ authentication.
 from .columns import ABSENT
 from .faults import FaultKind, FaultPlan, FaultRule, RequestInfo
 from .handler import QueryRecord, Stats
+from .iam import Iam, IamUser
 from .server import ServerOptions, SimulatorServer, serve
 from .tenant import Tenant
 
@@ -19,6 +20,8 @@ __all__ = [
     "FaultKind",
     "FaultPlan",
     "FaultRule",
+    "Iam",
+    "IamUser",
     "QueryRecord",
     "RequestInfo",
     "ServerOptions",

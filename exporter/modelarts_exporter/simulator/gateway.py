@@ -56,6 +56,9 @@ class Gateway:
         self._tokens: frozenset[str] | None = None
         self._credentials: dict[str, str] | None = None
         self._security_tokens: dict[str, str] = {}
+        self._issued: dict[str, float] = {}
+        """Tokens issued by the simulated IAM, with their expiry (wall clock)."""
+        self._issuing = False
         self._max_skew = max_clock_skew_s
         self._clock = clock
         self.set_tokens(tokens)
@@ -77,6 +80,19 @@ class Gateway:
             self._credentials = None if credentials is None else dict(credentials)
             self._security_tokens = dict(security_tokens or {})
 
+    def accept_issued_tokens(self) -> None:
+        """An IAM is attached: authentication is on even without static tokens."""
+        with self._lock:
+            self._issuing = True
+
+    def issue(self, token: str, expires_at: float) -> None:
+        with self._lock:
+            self._issued[token] = expires_at
+
+    def revoke(self, token: str) -> None:
+        with self._lock:
+            self._issued.pop(token, None)
+
     def check(
         self,
         *,
@@ -90,12 +106,19 @@ class Gateway:
         with self._lock:
             tokens, credentials = self._tokens, self._credentials
             security_tokens = self._security_tokens
-        if tokens is None and credentials is None:
+            issuing = self._issuing
+        if tokens is None and credentials is None and not issuing:
             return None
         token = headers.get(_TOKEN_HEADER)
         if token is not None:
             if tokens is not None and token in tokens:
                 return None
+            with self._lock:
+                expires_at = self._issued.get(token)
+            if expires_at is not None and expires_at > self._clock():
+                return None
+            if expires_at is not None:
+                return _iam("token expired")
             return _iam("verify token fail")
         authorization = headers.get("authorization")
         if authorization is None:

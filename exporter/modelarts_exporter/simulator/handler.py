@@ -25,6 +25,7 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit
 from .api import answer_versions, lenient_uint
 from .faults import TRANSPORT_KINDS, FaultKind, FaultPlan, FaultRule, RequestInfo, canned_response
 from .gateway import Gateway
+from .iam import Iam
 from .tenant import OffsetMode, Tenant
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ class Context:
     recorder: Recorder
     stopping: threading.Event
     """Set when the server stops: ends every sleep (latency, hang, drip) at once."""
+    iam: Iam | None = None
+    """Serves ``POST /v3/auth/tokens`` when set (IAM and ModelArts share one port here)."""
 
 
 class HTTPServer(ThreadingHTTPServer):
@@ -189,6 +192,10 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path.startswith("/_sim/"):
             self._control(url)
+        elif url.path == "/v3/auth/tokens" and self.command == "POST" and self.context.iam:
+            answer = self.context.iam.answer(body, dict(parse_qsl(url.query)))
+            headers = (("X-Subject-Token", answer.token),) if answer.token else ()
+            self._send(answer.status, _encode(answer.payload), headers=headers)
         else:
             self._api(url, body)
 

@@ -25,6 +25,7 @@ from typing import Final, Self, TypedDict, Unpack
 from .faults import FaultPlan
 from .gateway import Gateway
 from .handler import Context, HTTPServer, Recorder, Stats
+from .iam import Iam
 from .tenant import OffsetMode, Tenant
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class ServerOptions(TypedDict, total=False):
     faults: FaultPlan | None
     max_clock_skew_s: float
     realtime_speed: float
+    iam: Iam | None
 
 
 class SimulatorServer:
@@ -70,20 +72,25 @@ class SimulatorServer:
         faults: FaultPlan | None = None,
         max_clock_skew_s: float = 900,
         realtime_speed: float = 0.0,
+        iam: Iam | None = None,
     ) -> None:
+        gateway = Gateway(
+            tokens=tokens,
+            credentials=credentials,
+            security_tokens=security_tokens,
+            max_clock_skew_s=max_clock_skew_s,
+        )
+        if iam is not None:
+            iam.attach(gateway)
         self._context = Context(
             tenant=tenant,
-            gateway=Gateway(
-                tokens=tokens,
-                credentials=credentials,
-                security_tokens=security_tokens,
-                max_clock_skew_s=max_clock_skew_s,
-            ),
+            gateway=gateway,
             faults=faults if faults is not None else FaultPlan(),
             project_id=project_id,
             offset_mode=offset_mode,
             recorder=Recorder(),
             stopping=threading.Event(),
+            iam=iam,
         )
         self._address = (host, port)
         self._realtime_speed = realtime_speed
