@@ -18,6 +18,7 @@ from modelarts_exporter.settings import Settings
 from modelarts_exporter.simulator import SimulatorServer, Tenant
 from modelarts_exporter.state import StateStore
 from modelarts_exporter.statuses import status_of
+from modelarts_exporter.targets import resolve
 
 TOKEN = "test-token-0f3c9a7e"  # a secret: asserted never to appear in logs
 
@@ -70,7 +71,7 @@ class Exporter:
     target: Target = field(init=False)
 
     def __post_init__(self) -> None:
-        (target,) = self.settings.targets()
+        (target,) = resolve(self.settings, environ={})
         self.target = build_target(target, self.store)
 
     async def poll(self) -> bool:

@@ -73,7 +73,8 @@ def test_once_failure_is_one_line_with_the_reason(simulator: SimFactory) -> None
     assert result.returncode == 1
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("modelarts-exporter: poll failed: auth:")
+    assert len(lines) == 1
+    assert lines[0].startswith(f"modelarts-exporter: poll failed: {sim.project_id}: auth: HTTP 401")
     assert "wrong-token-x1" not in result.stderr
 
 
@@ -85,7 +86,7 @@ def test_once_against_nothing_is_a_connection_error() -> None:
     }
     result = run_cli("once", env=env)
     assert result.returncode == 1
-    assert "poll failed: connection:" in result.stderr
+    assert "poll failed: p1: connection: ConnectError" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from modelarts_exporter.settings import ConfigError, Settings, load, parse_listen_address
+from modelarts_exporter.targets import resolve
 
 SECRET = "s3cr3t-value-never-shown"
 
@@ -142,6 +143,6 @@ def test_password_login_needs_user_and_domain_and_accepts_a_project_name() -> No
             *("--project-name", "eu-de_ml"),
         ]
     )
-    (target,) = settings.targets()
+    (target,) = resolve(settings, environ={})
     assert target.project_id is None and target.project_name == "eu-de_ml"
     assert SECRET in settings.secrets()

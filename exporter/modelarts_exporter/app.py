@@ -21,15 +21,16 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry
 
-from modelarts_exporter import __version__
+from modelarts_exporter import __version__, logs
 from modelarts_exporter.auth import AkSkAuth, IamPasswordAuth, StaticTokenAuth
 from modelarts_exporter.client import ApiClient, RetryPolicy
 from modelarts_exporter.collector import StateCollector
 from modelarts_exporter.poller import TargetPoller
 from modelarts_exporter.server import ExporterApp, HttpServer
-from modelarts_exporter.settings import Settings, TargetOptions, TargetSettings
+from modelarts_exporter.settings import ConfigError, Settings, TargetOptions, TargetSettings
 from modelarts_exporter.source import JobSource, Listing
 from modelarts_exporter.state import StateStore
+from modelarts_exporter.targets import resolve
 from modelarts_exporter.v1 import V1Source
 
 log = logging.getLogger(__name__)
@@ -154,40 +155,109 @@ def build_target(
     return Target(poller, client, auth)
 
 
-def build_registry(store: StateStore) -> CollectorRegistry:
+def build_registry(store: StateStore, shard: tuple[int, int] = (0, 1)) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(lambda: store.current()[1], __version__))
+    registry.register(StateCollector(lambda: store.current()[1], __version__, shard))
     return registry
 
 
 class Exporter:
-    """The ``serve`` command: scheduler, pollers and HTTP server for one process lifetime."""
+    """The ``serve`` command: scheduler, pollers and HTTP server for one process lifetime.
+
+    Every target is its own scheduler job with its own clients, so one target's outage,
+    throttling or bad credentials never delays or blanks another. ``SIGHUP`` re-reads the
+    config file: added targets start, removed ones stop, changed ones restart (with a new
+    baseline), and untouched ones keep polling and keep their data.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = StateStore()
-        self.registry = build_registry(self.store)
+        self.registry = build_registry(self.store, (settings.shard, settings.total_shards))
         self.app = ExporterApp(
             self.store,
             self.registry,
             ready_intervals=settings.ready_intervals,
             version=__version__,
         )
-        self._targets = [build_target(target, self.store) for target in settings.targets()]
-        self._in_flight: set[asyncio.Task[bool]] = set()
+        self._initial = resolve(settings)
+        self._targets: dict[str, tuple[TargetSettings, Target]] = {}
+        self._in_flight: dict[str, asyncio.Task[Any]] = {}
         self._stopping = asyncio.Event()
+        self._scheduler = AsyncIOScheduler()
+        self._reloading: asyncio.Task[None] | None = None
+
+    @property
+    def target_names(self) -> list[str]:
+        return sorted(self._targets)
 
     async def _poll(self, poller: TargetPoller) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._in_flight.add(task)
+        self._in_flight[poller.target] = task
         try:
             await poller.poll()
         except asyncio.CancelledError:
-            # Only stop() cancels polls; the scheduler would log this as a job failure.
-            log.info("poll cancelled by shutdown target=%s", poller.target)
+            # Only stopping (or removing the target) cancels a poll; the scheduler would log
+            # this as a job failure.
+            log.info("poll cancelled target=%s", poller.target)
         finally:
-            self._in_flight.discard(task)
+            self._in_flight.pop(poller.target, None)
+
+    def _add(self, settings: TargetSettings) -> None:
+        logs.redact(*settings.secrets())
+        target = build_target(settings, self.store)
+        self._targets[settings.name] = (settings, target)
+        self._scheduler.add_job(
+            self._poll,
+            "interval",
+            args=[target.poller],
+            seconds=target.poller.interval_seconds,
+            next_run_time=datetime.now().astimezone(),
+            id=settings.name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
+    async def _remove(self, name: str) -> None:
+        _, target = self._targets.pop(name)
+        self._scheduler.remove_job(name)
+        task = self._in_flight.get(name)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await target.aclose()
+        self.store.remove(name)
+
+    async def reload(self) -> None:
+        """Apply the config file as it is now; a broken file changes nothing."""
+        try:
+            wanted = {target.name: target for target in resolve(self.settings)}
+        except ConfigError as error:
+            log.error(
+                "reload failed, keeping the current targets: %s", str(error).replace("\n", "; ")
+            )
+            return
+        current = {name: settings for name, (settings, _) in self._targets.items()}
+        gone = [name for name in current if name not in wanted]
+        changed = [name for name in current if name in wanted and wanted[name] != current[name]]
+        added = [name for name in wanted if name not in current]
+        for name in (*gone, *changed):
+            await self._remove(name)
+        for name in (*changed, *added):
+            self._add(wanted[name])
+        log.info(
+            "reloaded added=%d removed=%d changed=%d unchanged=%d",
+            len(added),
+            len(gone),
+            len(changed),
+            len(current) - len(gone) - len(changed),
+        )
+
+    def _request_reload(self) -> None:
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.ensure_future(self.reload())
 
     def stop(self) -> None:
         self._stopping.set()
@@ -196,40 +266,32 @@ class Exporter:
         host, port = self.settings.listen
         server = HttpServer(self.app, host, port)
         server.start()
+        for settings in self._initial:
+            self._add(settings)
         log.info(
-            "serving address=%s:%d version=%s targets=%d",
+            "serving address=%s:%d version=%s targets=%d shard=%d/%d",
             host,
             server.port,
             __version__,
             len(self._targets),
+            self.settings.shard,
+            self.settings.total_shards,
         )
-        scheduler = AsyncIOScheduler()
-        for target in self._targets:
-            scheduler.add_job(
-                self._poll,
-                "interval",
-                args=[target.poller],
-                seconds=target.poller.interval_seconds,
-                next_run_time=datetime.now().astimezone(),
-                id=target.poller.target,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        scheduler.start()
+        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        self._scheduler.start()
         try:
             await self._stopping.wait()
         finally:
             log.info("stopping")
-            scheduler.shutdown(wait=False)
-            for task in list(self._in_flight):
+            self._scheduler.shutdown(wait=False)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            for task in list(self._in_flight.values()):
                 task.cancel()
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
-            for target in self._targets:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+            for _, target in self._targets.values():
                 await target.aclose()
             server.stop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)

@@ -20,8 +20,9 @@ from pydantic import SecretStr
 
 from modelarts_exporter import __version__, logs
 from modelarts_exporter.app import Exporter, build_registry, build_target
-from modelarts_exporter.settings import ConfigError, Settings, load
+from modelarts_exporter.settings import ConfigError, Settings, TargetSettings, load
 from modelarts_exporter.state import StateStore
+from modelarts_exporter.targets import resolve
 
 if TYPE_CHECKING:
     from modelarts_exporter.simulator.server import SimulatorServer
@@ -43,39 +44,47 @@ environment variable MODELARTS_EXPORTER_<NAME>.  Version {__version__}.
 """
 
 
-def _settings(args: list[str]) -> Settings:
+def _settings(args: list[str]) -> tuple[Settings, list[TargetSettings]]:
     settings = load(args)
     logs.configure(settings.log_level, settings.log_format)
     logs.redact(*settings.secrets())
-    return settings
+    targets = resolve(settings)
+    for target in targets:
+        logs.redact(*target.secrets())
+    return settings, targets
 
 
 def _serve(args: list[str]) -> int:
-    settings = _settings(args)
+    settings, _ = _settings(args)
     exporter = Exporter(settings)
     asyncio.run(exporter.run())
     return 0
 
 
-async def _once_async(settings: Settings) -> tuple[bool, bytes, str]:
+async def _once_async(targets: list[TargetSettings]) -> tuple[list[str], bytes]:
+    """Poll every target once, concurrently; the failures (one line each) and the exposition."""
     store = StateStore()
-    (target_settings,) = settings.targets()
-    target = build_target(target_settings, store)
+    built = [build_target(target, store) for target in targets]
     try:
-        ok = await target.poller.poll()
+        await asyncio.gather(*(target.poller.poll() for target in built))
     finally:
-        await target.aclose()
-    state = target.poller.state
-    reason = state.last_error_reason.value if state.last_error_reason else ""
-    return ok, generate_latest(build_registry(store)), f"{reason}: {state.last_error}"
+        for target in built:
+            await target.aclose()
+    failures = [
+        f"{t.poller.target}: {t.poller.state.last_error_reason}: {t.poller.state.last_error}"
+        for t in built
+        if not t.poller.state.up
+    ]
+    return failures, generate_latest(build_registry(store))
 
 
 def _once(args: list[str]) -> int:
-    settings = _settings(args)
+    _, targets = _settings(args)
     logging.getLogger().setLevel(max(logging.ERROR, logging.getLogger().level))
-    ok, exposition, error = asyncio.run(_once_async(settings))
-    if not ok:
-        print(f"modelarts-exporter: poll failed: {logs.scrub(error)}", file=sys.stderr)
+    failures, exposition = asyncio.run(_once_async(targets))
+    for failure in failures:
+        print(f"modelarts-exporter: poll failed: {logs.scrub(failure)}", file=sys.stderr)
+    if failures:
         return 1
     sys.stdout.buffer.write(exposition)
     return 0
@@ -83,12 +92,32 @@ def _once(args: list[str]) -> int:
 
 def _check_config(args: list[str]) -> int:
     settings = load(args)
-    settings.targets()
+    targets = resolve(settings)
     width = max(len(name) for name, _ in settings.effective())
     for name, value in settings.effective():
         print(f"{name:<{width}}  {value}")
+    print(f"\ntargets polled by shard {settings.shard} of {settings.total_shards}:")
+    for target in targets:
+        print(f"  {target.name}: {describe_target(target)}")
     print("configuration is valid", file=sys.stderr)
     return 0
+
+
+def describe_target(target: TargetSettings) -> str:
+    """Where, which project and as whom (the kind of credentials, never their values)."""
+    if target.auth_token is not None:
+        who = "static token"
+    elif target.access_key:
+        kind = "temporary AK/SK" if target.security_token is not None else "AK/SK"
+        who = f"{kind} {target.access_key}"
+    elif target.password is not None:
+        who = f"IAM user {target.domain_name}/{target.username} via {target.iam_url}"
+    else:
+        who = "no credentials"
+    project = target.project_id or f"project named {target.project_name}"
+    return (
+        f"{target.modelarts_url} project {project}, {who}, every {target.poll_interval_seconds:g} s"
+    )
 
 
 def _simulator_parser(prog: str) -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ poll hostage.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ import httpx
 
 from modelarts_exporter.errors import PollError, Reason
 from modelarts_exporter.models import Page, one_line, parse_error_body, parse_page
+
+log = logging.getLogger(__name__)
 
 # Error codes that mean "slow down", whatever HTTP status carries them (notes §3).
 THROTTLE_CODES = frozenset(
@@ -45,6 +48,7 @@ AUTH_CODES = frozenset(
         "ModelArts.4127",
     }
 )
+MAX_CLOCK_SKEW_SECONDS = 300.0
 NO_RESPONSE = "none"
 """The ``code`` label of a request that got no HTTP answer (reset, time-out)."""
 
@@ -123,6 +127,7 @@ class ApiClient:
         self._max_bytes = max_response_bytes
         self._on_response = on_response
         self._sleep = sleep
+        self._clock_warned = False
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -160,6 +165,7 @@ class ApiClient:
                 Reason.CONNECTION, f"{kind}: {one_line(str(error)) or 'connection failed'}"
             ) from None
         self._on_response(str(status))
+        self._check_clock(headers.get("date"))
         if not 200 <= status < 300:
             failure = classify(status, body, headers.get("content-type", ""))
             failure.retry_after = parse_retry_after(headers.get("retry-after"))
@@ -171,6 +177,24 @@ class ApiClient:
                 raise
             envelope = parse_error_body(body)
             raise _reclassify_api_error(error, envelope.error_code if envelope else None) from None
+
+    def _check_clock(self, date: str | None) -> None:
+        """Warn (once until it is fixed) when the API's clock and ours disagree: signed AK/SK
+        requests are rejected by the gateway beyond 15 minutes of skew."""
+        if not date:
+            return
+        try:
+            skew = time() - parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            return
+        skewed = abs(skew) > MAX_CLOCK_SKEW_SECONDS
+        if skewed and not self._clock_warned:
+            log.warning(
+                "local clock is %s the API's by %.0f s; signed requests fail beyond 900 s",
+                "ahead of" if skew > 0 else "behind",
+                abs(skew),
+            )
+        self._clock_warned = skewed
 
     async def _fetch(
         self, path: str, params: Mapping[str, str]

@@ -54,9 +54,15 @@ def _add(family: Metric, labels: list[str], value: float) -> None:
 class StateCollector(Collector):
     """Yields every family of :mod:`modelarts_exporter.metrics` from the states at hand."""
 
-    def __init__(self, states: Callable[[], Sequence[TargetState]], version: str) -> None:
+    def __init__(
+        self,
+        states: Callable[[], Sequence[TargetState]],
+        version: str,
+        shard: tuple[int, int] = (0, 1),
+    ) -> None:
         self._states = states
         self._version = version
+        self._shard = shard
 
     def describe(self) -> Iterator[Metric]:
         # Registration must not run collect(): the states may not exist yet.
@@ -69,6 +75,9 @@ class StateCollector(Collector):
         info = families[m.BUILD_INFO.name]
         assert isinstance(info, InfoMetricFamily)
         info.add_metric([], {"version": self._version})
+        shard = families[m.SHARD_INFO.name]
+        assert isinstance(shard, InfoMetricFamily)
+        shard.add_metric([], {"shard": str(self._shard[0]), "total_shards": str(self._shard[1])})
         return iter(families.values())
 
     @staticmethod

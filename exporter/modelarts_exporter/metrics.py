@@ -126,9 +126,18 @@ BUILD_INFO = _spec(
     "version",
 )  # fmt: skip
 
+SHARD_INFO = _spec(
+    "modelarts_exporter_shard_info",
+    "info",
+    "Always 1; which shard of how many this replica is (targets are split by a hash of "
+    "their name).",
+    "shard", "total_shards",
+)  # fmt: skip
+
 ALL: tuple[MetricSpec, ...] = (
     VERSIONS, POOL_VERSIONS, GPUS, NPUS, DURATION, QUEUE, GPU_SECONDS, NPU_SECONDS, OLDEST,
     REPORTED, UP, LAST_SUCCESS, POLL_DURATION, POLL_ERRORS, API_REQUESTS, BUILD_INFO,
+    SHARD_INFO,
 )  # fmt: skip
 
 POLL_DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

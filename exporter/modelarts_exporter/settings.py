@@ -91,6 +91,11 @@ class TargetOptions(BaseModel):
     security_token: SecretStr | None = Field(
         None, description="Security token of temporary AK/SK credentials."
     )
+    # Any secret can come from a file instead, as mounted Kubernetes Secrets do.
+    auth_token_file: Path | None = None
+    secret_key_file: Path | None = None
+    security_token_file: Path | None = None
+    password_file: Path | None = None
     # Polling.
     poll_interval_seconds: float = Field(60.0, ge=0.05, le=86400)
     poll_timeout_seconds: float | None = Field(
@@ -113,11 +118,30 @@ class TargetOptions(BaseModel):
     sort_by: Literal["create_time", "job_desc", "status", "duration", "job_name"] = "create_time"
     order: Literal["asc", "desc"] = "asc"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        for name in sorted(SECRET_FIELDS):
+            path = data.get(f"{name}_file")
+            if path is None or data.get(name) is not None:
+                continue
+            try:
+                data = {**data, name: Path(path).read_text().rstrip("\r\n")}
+            except OSError as error:
+                raise ValueError(
+                    f"{name.upper()}_FILE: cannot read {path} ({error.strerror})"
+                ) from None
+        return data
+
     @field_validator("workspace_id", mode="before")
     @classmethod
     def _split_workspaces(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, list | tuple):  # YAML reads workspace 0 as a number
+            return tuple(str(part) for part in value)
         return value
 
     @field_validator("endpoint", "iam_endpoint")
@@ -191,6 +215,11 @@ class TargetOptions(BaseModel):
     def uses_password(self) -> bool:
         return self.password is not None
 
+    def secrets(self) -> list[str]:
+        """Every secret value configured here, for log redaction."""
+        values = [self.auth_token, self.secret_key, self.security_token, self.password]
+        return [secret.get_secret_value() for secret in values if secret is not None]
+
     @property
     def poll_timeout(self) -> float:
         return self.poll_timeout_seconds or self.poll_interval_seconds
@@ -225,7 +254,19 @@ class TargetOptions(BaseModel):
 class TargetSettings(TargetOptions):
     """One configured target, complete."""
 
-    name: str = Field(description="Stable id of the target (defaults to its project id).")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+        description="Stable id of the target (defaults to its project id or name).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: object) -> object:
+        if isinstance(data, dict) and not data.get("name"):
+            fallback = data.get("project_id") or data.get("project_name")
+            if fallback:
+                return {**data, "name": str(fallback)}
+        return data
 
 
 class Settings(BaseSettings, TargetOptions):
@@ -242,6 +283,11 @@ class Settings(BaseSettings, TargetOptions):
         cli_avoid_json=True,
     )
 
+    config_file: Path | None = Field(
+        None, description="YAML file listing several targets (see docs/config.example.yaml)."
+    )
+    shard: int = Field(0, ge=0, description="This replica's shard, 0 … TOTAL_SHARDS-1.")
+    total_shards: int = Field(1, ge=1, le=10000, description="Replicas sharing the targets.")
     # Serving.
     listen_address: str = Field(
         f"0.0.0.0:{DEFAULT_PORT}",
@@ -265,20 +311,15 @@ class Settings(BaseSettings, TargetOptions):
         parse_listen_address(value)
         return value
 
+    @model_validator(mode="after")
+    def _check_shard(self) -> Self:
+        if self.shard >= self.total_shards:
+            raise ValueError(f"SHARD must be below TOTAL_SHARDS ({self.total_shards})")
+        return self
+
     @property
     def listen(self) -> tuple[str, int]:
         return parse_listen_address(self.listen_address)
-
-    def targets(self) -> list[TargetSettings]:
-        """The targets to poll (the single target of the top-level options)."""
-        self.require_target()
-        options = {name: getattr(self, name) for name in TargetOptions.model_fields}
-        return [TargetSettings(name=str(self.project_id), **options)]
-
-    def secrets(self) -> list[str]:
-        """Every configured secret value, for log redaction."""
-        values = [self.auth_token, self.secret_key, self.security_token, self.password]
-        return [secret.get_secret_value() for secret in values if secret is not None]
 
     def effective(self) -> Iterator[tuple[str, str]]:
         """Every setting with its value as text, secrets masked — for ``check-config``."""
