@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from modelarts_exporter.errors import PollError, Reason
 from modelarts_exporter.models import parse_error_body, parse_page
+from modelarts_exporter.simulator.faults import SAMPLE_BODY
 
 SAMPLE_RECORD = {
     "version_id": 1485,
@@ -25,11 +26,8 @@ SAMPLE_RECORD = {
     "npu_num": 0,
     "gpu_num": 1,
 }
-# The documentation's own sample: not JSON (unquoted key).
-SEED_SAMPLE = b"""{
-    versions:[ {"version_id": 1485, "status": 12} ],
-    "offset": 20, "limit": 20, "total_count": 1, "is_success": true
-}"""
+# The documentation's own sample (not JSON: its key is unquoted), as the simulator serves it.
+SEED_SAMPLE = SAMPLE_BODY.encode()
 
 
 def _body(**fields: object) -> bytes:
