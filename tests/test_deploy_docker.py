@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from deploy_helpers import DOCKERFILE, REPO, run, tool
+from deploy_helpers import DOCKERFILE, REPO, free_port, run, tool
 
 
 @dataclass
@@ -126,12 +125,6 @@ def healthz_server() -> Iterator[int]:
         server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_healthcheck_asks_healthz_with_python_only() -> None:
     command = healthcheck_command()
     assert command[:2] == ["python", "-c"]
@@ -145,4 +138,4 @@ def test_healthcheck_asks_healthz_with_python_only() -> None:
 
     with healthz_server() as port:
         assert check(f"0.0.0.0:{port}") == 0
-    assert check(f"0.0.0.0:{_free_port()}") != 0
+    assert check(f"0.0.0.0:{free_port()}") != 0
