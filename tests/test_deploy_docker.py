@@ -70,6 +70,17 @@ def test_final_stage_installs_only_the_wheel() -> None:
     assert not re.search(r"apt-get|pip install (-e )?\.|/src", install)
 
 
+def test_venv_goes_on_path_only_after_the_install() -> None:
+    """Before it, `python -m pip` in the install step would be the venv's python, without pip
+    (found by building the image: scripts/image-test.sh)."""
+    instructions = stages()[-1].instructions
+    install = next(i for i, (kind, _) in enumerate(instructions) if kind == "RUN")
+    path = next(
+        i for i, (kind, args) in enumerate(instructions) if kind == "ENV" and "PATH=" in args
+    )
+    assert install < path
+
+
 def test_final_stage_is_read_only_friendly_and_documented() -> None:
     final = stages()[-1]
     env = " ".join(final.all("ENV"))
