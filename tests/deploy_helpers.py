@@ -3,7 +3,7 @@
 What is promised to other tests: `dashboard_queries()` and `alert_expressions()` return every
 PromQL expression the dashboards and the alert rules run, as (source, expr) pairs with Grafana's
 template variables substituted, ready to send to a real Prometheus; `contract()` is the metric
-contract they are checked against.
+contract they are checked against; `free_port()` is a TCP port on 127.0.0.1 nothing listens on.
 
 The tools come from scripts/install-deploy-tools.sh. A missing tool fails the test that needs it
 (it never skips): the test command installs them first.
@@ -15,9 +15,10 @@ import importlib.util
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -74,6 +75,13 @@ def run(args: Sequence[str], *, cwd: Path = REPO) -> subprocess.CompletedProcess
             f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
         )
     return result
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago (the OS picked it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # --- helm ----------------------------------------------------------------------------------------
@@ -243,9 +251,9 @@ TEMPLATE_SUBSTITUTIONS = {
 """Values for the dashboards' variables that make each query select everything, as `All` does."""
 
 
-def substitute(expr: str) -> str:
-    for variable in sorted(TEMPLATE_SUBSTITUTIONS, key=len, reverse=True):
-        expr = expr.replace(variable, TEMPLATE_SUBSTITUTIONS[variable])
+def substitute(expr: str, substitutions: Mapping[str, str] = TEMPLATE_SUBSTITUTIONS) -> str:
+    for variable in sorted(substitutions, key=len, reverse=True):
+        expr = expr.replace(variable, substitutions[variable])
     return expr
 
 
@@ -269,26 +277,32 @@ def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
 _LABEL_VALUES = re.compile(r"^label_values\((?:(?P<selector>.+),\s*)?(?P<label>\w+)\)$")
 
 
-def variable_selector(query: str) -> str | None:
-    """The series selector of a `label_values(selector, label)` variable query."""
+def variable_parts(query: str) -> tuple[str | None, str]:
+    """The series selector (if any) and the label of a `label_values(selector, label)` query."""
     match = _LABEL_VALUES.match(query.strip())
     assert match is not None, f"unsupported variable query {query!r}"
-    return match.group("selector")
+    return match.group("selector"), match.group("label")
 
 
-def dashboard_queries() -> list[tuple[str, str]]:
-    """(source, PromQL) for every panel target and variable query of the dashboards, substituted."""
+def dashboard_queries(
+    substitutions: Mapping[str, str] = TEMPLATE_SUBSTITUTIONS,
+) -> list[tuple[str, str]]:
+    """(source, PromQL) for every panel target and variable query of the dashboards, substituted.
+
+    A `label_values(selector, label)` variable becomes `count by (label) (selector)`: the PromQL
+    that has a series per value the variable offers."""
     pairs = []
     for name, dashboard in dashboards().items():
         for panel in panels(dashboard):
             for target in panel.get("targets", []):
                 source = f"{name}: panel {panel['title']!r} {target['refId']}"
-                pairs.append((source, substitute(target["expr"])))
+                pairs.append((source, substitute(target["expr"], substitutions)))
         for variable in dashboard["templating"]["list"]:
             if variable["type"] == "query":
-                selector = variable_selector(variable["query"]["query"])
+                selector, label = variable_parts(variable["query"]["query"])
                 if selector is not None:
-                    pairs.append((f"{name}: variable {variable['name']}", substitute(selector)))
+                    expr = substitute(f"count by ({label}) ({selector})", substitutions)
+                    pairs.append((f"{name}: variable {variable['name']}", expr))
     return pairs
 
 

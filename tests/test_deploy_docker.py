@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from deploy_helpers import DOCKERFILE, REPO, run, tool
+from deploy_helpers import DOCKERFILE, REPO, free_port, run, tool
 
 
 @dataclass
@@ -69,6 +68,17 @@ def test_final_stage_installs_only_the_wheel() -> None:
     assert f"--mount=type=bind,from={build.name},source=/wheels,target=/wheels" in install
     assert "--no-index --find-links=/wheels modelarts-exporter" in install
     assert not re.search(r"apt-get|pip install (-e )?\.|/src", install)
+
+
+def test_venv_goes_on_path_only_after_the_install() -> None:
+    """Before it, `python -m pip` in the install step would be the venv's python, without pip
+    (found by building the image: scripts/image-test.sh)."""
+    instructions = stages()[-1].instructions
+    install = next(i for i, (kind, _) in enumerate(instructions) if kind == "RUN")
+    path = next(
+        i for i, (kind, args) in enumerate(instructions) if kind == "ENV" and "PATH=" in args
+    )
+    assert install < path
 
 
 def test_final_stage_is_read_only_friendly_and_documented() -> None:
@@ -126,12 +136,6 @@ def healthz_server() -> Iterator[int]:
         server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_healthcheck_asks_healthz_with_python_only() -> None:
     command = healthcheck_command()
     assert command[:2] == ["python", "-c"]
@@ -145,4 +149,4 @@ def test_healthcheck_asks_healthz_with_python_only() -> None:
 
     with healthz_server() as port:
         assert check(f"0.0.0.0:{port}") == 0
-    assert check(f"0.0.0.0:{_free_port()}") != 0
+    assert check(f"0.0.0.0:{free_port()}") != 0
