@@ -142,7 +142,7 @@ async def test_status_page_after_a_good_and_a_failed_poll(
     def accelerators(phase: str) -> str:
         gpus = sum(n for (_, _, p), n in expected.gpus.items() if p == phase)
         npus = sum(n for (_, _, p), n in expected.npus.items() if p == phase)
-        return f"{phase}: {gpus} GPUs, {npus} NPUs"
+        return f"{phase}: {gpus} GPU{'s' * (gpus != 1)}, {npus} NPU{'s' * (npus != 1)}"
 
     assert await exporter.poll()
 

@@ -27,6 +27,11 @@ def _when(timestamp: float | None, now: float) -> str:
     return f"{moment} ({max(0.0, now - timestamp):.0f} s ago)"
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 GPU``, ``0 GPUs``, ``8 NPUs``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _target_rows(state: TargetState, now: float) -> str:
     status = '<span class="up">up</span>' if state.up else '<span class="down">down</span>'
     snap = state.snapshot
@@ -36,8 +41,8 @@ def _target_rows(state: TargetState, now: float) -> str:
         running = snap.accelerators_in(Phase.RUNNING)
         pending = snap.accelerators_in(Phase.PENDING)
         accelerators = (
-            f"running: {running.gpus} GPUs, {running.npus} NPUs; "
-            f"pending: {pending.gpus} GPUs, {pending.npus} NPUs"
+            f"running: {_count(running.gpus, 'GPU')}, {_count(running.npus, 'NPU')}; "
+            f"pending: {_count(pending.gpus, 'GPU')}, {_count(pending.npus, 'NPU')}"
         )
         versions = f"{snap.version_count} ({by_phase or 'none'})"
     else:
