@@ -1,5 +1,5 @@
-"""The Helm chart: lint, schema-valid manifests, secure defaults, sharded mode, and the rules and
-dashboards it ships being the single sources' copies."""
+"""The Helm chart: lint, schema-valid manifests, secure defaults, credentials only from the Secret,
+sharded mode, and the rules and dashboards it ships being the single sources' copies."""
 
 from __future__ import annotations
 
@@ -28,6 +28,16 @@ from deploy_helpers import (
 VALUE_SETS = {"defaults": (), "ci": ("--values", str(CI_VALUES))}
 MIN_KUBERNETES = "1.28.0"  # Chart.yaml kubeVersion
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# Each credential setting and the default key it has in the Secret (secret.keys.*).
+CREDENTIAL_KEYS = {
+    "MODELARTS_EXPORTER_AUTH_TOKEN": "auth-token",
+    "MODELARTS_EXPORTER_ACCESS_KEY": "access-key",
+    "MODELARTS_EXPORTER_SECRET_KEY": "secret-key",
+    "MODELARTS_EXPORTER_SECURITY_TOKEN": "security-token",
+    "MODELARTS_EXPORTER_USERNAME": "username",
+    "MODELARTS_EXPORTER_PASSWORD": "password",
+    "MODELARTS_EXPORTER_DOMAIN_NAME": "domain-name",
+}
 
 
 @cache
@@ -45,9 +55,26 @@ def workload(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return found
 
 
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (found,) = workload(docs)["spec"]["template"]["spec"]["containers"]
+    return found
+
+
 def container_env(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    (container,) = workload(docs)["spec"]["template"]["spec"]["containers"]
-    return {env["name"]: env for env in container["env"]}
+    return {env["name"]: env for env in container(docs)["env"]}
+
+
+def helm_template_refused(*args: str) -> str:
+    """What `helm template` says when it refuses to render (args: --set …)."""
+    result = subprocess.run(
+        [tool("helm"), "template", "x", str(CHART), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0, "helm template rendered"
+    return result.stderr
 
 
 @pytest.mark.parametrize("values", sorted(VALUE_SETS))
@@ -115,8 +142,36 @@ def test_defaults_render_only_the_exporter() -> None:
     kinds = sorted(doc["kind"] for doc in rendered("defaults"))
     assert kinds == ["Deployment", "Service", "ServiceAccount"]
     env = container_env(rendered("defaults"))
-    assert env["MODELARTS_EXPORTER_LISTEN_ADDRESS"]["value"] == "0.0.0.0:9878"
-    assert not any(name.endswith(("_TOKEN", "_KEY", "SHARD", "SHARDS")) for name in env)
+    # Unset values leave the exporter's defaults: no variable for them, no credential references.
+    assert {name: variable["value"] for name, variable in env.items()} == {
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": "0.0.0.0:9878",
+        "MODELARTS_EXPORTER_LOG_FORMAT": "json",
+    }
+
+
+def test_connection_values_become_variables() -> None:
+    env = container_env(
+        helm_template(
+            "--set", "config.cloud=huaweicloud",
+            "--set", "config.region=ap-southeast-3",
+            "--set", "config.iamEndpoint=https://iam.example.com/v3",
+            "--set", "config.projectName=ap-southeast-3_ml",
+        )
+    )  # fmt: skip
+    assert {name: variable["value"] for name, variable in env.items()} == {
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": "0.0.0.0:9878",
+        "MODELARTS_EXPORTER_LOG_FORMAT": "json",
+        "MODELARTS_EXPORTER_CLOUD": "huaweicloud",
+        "MODELARTS_EXPORTER_REGION": "ap-southeast-3",
+        "MODELARTS_EXPORTER_IAM_ENDPOINT": "https://iam.example.com/v3",
+        "MODELARTS_EXPORTER_PROJECT_NAME": "ap-southeast-3_ml",
+    }
+
+
+@pytest.mark.parametrize("given", ["config.cloud=otc", "config.region=eu-de"])
+def test_cloud_and_region_go_together(given: str) -> None:
+    refusal = helm_template_refused("--set", given)
+    assert "String length must be greater than or equal to 1" in refusal
 
 
 def test_ci_values_turn_everything_on() -> None:
@@ -157,29 +212,54 @@ def test_service_keeps_unready_pods_scrapable() -> None:
         assert only(rendered(values), "Service")["spec"]["publishNotReadyAddresses"] is True
 
 
-def test_credentials_come_from_the_secret_only() -> None:
-    docs = rendered("ci")
+def _every_secret_value() -> list[dict[str, Any]]:
+    """Single-target rendering with every `secret.*` value set (more kinds than the exporter takes
+    at once: only the rendering is looked at)."""
+    return helm_template(
+        "--set", "secret.authToken=token-value",
+        "--set", "secret.accessKey=ak-value",
+        "--set", "secret.secretKey=sk-value",
+        "--set", "secret.securityToken=security-token-value",
+        "--set", "secret.username=username-value",
+        "--set", "secret.password=password-value",
+        "--set", "secret.domainName=domain-value",
+        "--set", "secret.extraData.team-a-sk=team-a-sk-value",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("values", ["ci", "every secret value"])
+def test_credentials_come_from_the_secret_only(values: str) -> None:
+    docs = rendered("ci") if values == "ci" else _every_secret_value()
     secret = only(docs, "Secret")
-    name = secret["metadata"]["name"]
     env = container_env(docs)
-    for variable, key in {
-        "MODELARTS_EXPORTER_AUTH_TOKEN": "auth-token",
-        "MODELARTS_EXPORTER_ACCESS_KEY": "access-key",
-        "MODELARTS_EXPORTER_SECRET_KEY": "secret-key",
-        "MODELARTS_EXPORTER_SECURITY_TOKEN": "security-token",
-    }.items():
-        assert env[variable]["valueFrom"]["secretKeyRef"] == {
-            "name": name,
-            "key": key,
-            "optional": True,
+    for variable, key in CREDENTIAL_KEYS.items():
+        assert env[variable] == {
+            "name": variable,
+            "valueFrom": {
+                "secretKeyRef": {"name": secret["metadata"]["name"], "key": key, "optional": True}
+            },
         }
-    secret_values = set(secret["stringData"].values())
+    # No value of the Secret anywhere else: not in a ConfigMap, an env `value`, an annotation…
     for doc in docs:
-        if doc["kind"] == "ConfigMap":
-            text = yaml.safe_dump(doc)
-            assert not [value for value in secret_values if value in text]
         if doc["kind"] != "Secret":
-            assert "ci-secret-key" not in yaml.safe_dump(doc)
+            text = yaml.safe_dump(doc)
+            assert [value for value in secret["stringData"].values() if value in text] == []
+
+
+def test_password_login_keys_follow_secret_keys() -> None:
+    docs = helm_template(
+        "--set", "secret.username=monitoring",
+        "--set", "secret.password=hunter2-but-longer",
+        "--set", "secret.domainName=OTC-EU-DE-00000000001000000001",
+        "--set", "secret.keys.password=iam-password",
+    )  # fmt: skip
+    assert only(docs, "Secret")["stringData"] == {
+        "username": "monitoring",
+        "iam-password": "hunter2-but-longer",
+        "domain-name": "OTC-EU-DE-00000000001000000001",
+    }
+    reference = container_env(docs)["MODELARTS_EXPORTER_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert reference["key"] == "iam-password"
 
 
 def test_existing_secret_is_referenced_not_created() -> None:
@@ -207,8 +287,7 @@ def test_targets_file_is_mounted_and_named() -> None:
         env["MODELARTS_EXPORTER_CONFIG_FILE"]["value"]
         == "/etc/modelarts-exporter/config/targets.yaml"
     )
-    (container,) = workload(docs)["spec"]["template"]["spec"]["containers"]
-    mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
+    mounts = {mount["name"]: mount for mount in container(docs)["volumeMounts"]}
     assert mounts["config"] == {
         "name": "config",
         "mountPath": "/etc/modelarts-exporter/config",
@@ -217,22 +296,8 @@ def test_targets_file_is_mounted_and_named() -> None:
 
 
 def test_credentials_in_the_targets_file_are_refused() -> None:
-    result = subprocess.run(
-        [
-            tool("helm"),
-            "template",
-            "x",
-            str(CHART),
-            "--set",
-            "config.targets.targets[0].secret_key=abc",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "looks like it holds credentials" in result.stderr
+    refusal = helm_template_refused("--set", "config.targets.targets[0].secret_key=abc")
+    assert "looks like it holds credentials" in refusal
 
 
 def test_servicemonitor_scrapes_the_service() -> None:

@@ -53,7 +53,10 @@ app.kubernetes.io/component: exporter
 {{/* True (non-empty) when the chart creates the Secret from values. */}}
 {{- define "modelarts-exporter.createSecret" -}}
 {{- $s := .Values.secret }}
-{{- if and (not $s.existingSecret) (or $s.authToken $s.accessKey $s.secretKey $s.securityToken $s.extraData) }}true{{ end }}
+{{- if not $s.existingSecret }}
+{{- range $name, $_ := $s.keys }}{{ if index $s $name }}true{{ end }}{{ end }}
+{{- if $s.extraData }}true{{ end }}
+{{- end }}
 {{- end }}
 
 {{/* Name of the Secret the pod reads, empty when there is none. */}}
@@ -111,13 +114,11 @@ spec:
       env:
         - name: MODELARTS_EXPORTER_LISTEN_ADDRESS
           value: "0.0.0.0:9878"
-        {{- with .Values.config.endpoint }}
-        - name: MODELARTS_EXPORTER_ENDPOINT
-          value: {{ . | quote }}
+        {{- range $env, $value := dict "MODELARTS_EXPORTER_CLOUD" .Values.config.cloud "MODELARTS_EXPORTER_REGION" .Values.config.region "MODELARTS_EXPORTER_ENDPOINT" .Values.config.endpoint "MODELARTS_EXPORTER_IAM_ENDPOINT" .Values.config.iamEndpoint "MODELARTS_EXPORTER_PROJECT_ID" .Values.config.projectId "MODELARTS_EXPORTER_PROJECT_NAME" .Values.config.projectName }}
+        {{- if $value }}
+        - name: {{ $env }}
+          value: {{ $value | quote }}
         {{- end }}
-        {{- with .Values.config.projectId }}
-        - name: MODELARTS_EXPORTER_PROJECT_ID
-          value: {{ . | quote }}
         {{- end }}
         {{- if not (kindIs "invalid" .Values.config.pollIntervalSeconds) }}
         - name: MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS
@@ -144,8 +145,11 @@ spec:
           value: {{ .Values.sharding.replicas | quote }}
         {{- end }}
         {{- if $secretName }}
+        {{- /* Optional references: a key the Secret lacks leaves its variable unset. (A *_FILE
+        variable naming a missing file would instead stop the exporter, and with existingSecret
+        the chart cannot know which keys exist.) */}}
         {{- $keys := .Values.secret.keys }}
-        {{- range $env, $key := dict "MODELARTS_EXPORTER_AUTH_TOKEN" $keys.authToken "MODELARTS_EXPORTER_ACCESS_KEY" $keys.accessKey "MODELARTS_EXPORTER_SECRET_KEY" $keys.secretKey "MODELARTS_EXPORTER_SECURITY_TOKEN" $keys.securityToken }}
+        {{- range $env, $key := dict "MODELARTS_EXPORTER_AUTH_TOKEN" $keys.authToken "MODELARTS_EXPORTER_ACCESS_KEY" $keys.accessKey "MODELARTS_EXPORTER_SECRET_KEY" $keys.secretKey "MODELARTS_EXPORTER_SECURITY_TOKEN" $keys.securityToken "MODELARTS_EXPORTER_USERNAME" $keys.username "MODELARTS_EXPORTER_PASSWORD" $keys.password "MODELARTS_EXPORTER_DOMAIN_NAME" $keys.domainName }}
         - name: {{ $env }}
           valueFrom:
             secretKeyRef:
