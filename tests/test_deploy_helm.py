@@ -1,10 +1,12 @@
 """The Helm chart: lint, schema-valid manifests, secure defaults, credentials only from the Secret,
-sharded mode, and the rules and dashboards it ships being the single sources' copies."""
+sharded mode, settings the exporter really reads, and the rules and dashboards it ships being the
+single sources' copies."""
 
 from __future__ import annotations
 
 import subprocess
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -24,6 +26,8 @@ from deploy_helpers import (
     run,
     tool,
 )
+from modelarts_exporter.settings import load
+from modelarts_exporter.targets import resolve
 
 VALUE_SETS = {"defaults": (), "ci": ("--values", str(CI_VALUES))}
 MIN_KUBERNETES = "1.28.0"  # Chart.yaml kubeVersion
@@ -281,7 +285,7 @@ def test_targets_file_is_mounted_and_named() -> None:
     config_map = next(
         doc for doc in docs if doc["kind"] == "ConfigMap" and "targets.yaml" in doc["data"]
     )
-    assert yaml.safe_load(config_map["data"]["targets.yaml"])["targets"][0]["name"] == "research"
+    assert yaml.safe_load(config_map["data"]["targets.yaml"])["targets"][0]["name"] == "platform"
     env = container_env(docs)
     assert (
         env["MODELARTS_EXPORTER_CONFIG_FILE"]["value"]
@@ -295,9 +299,63 @@ def test_targets_file_is_mounted_and_named() -> None:
     }
 
 
+def test_changed_targets_roll_the_pods() -> None:
+    """The exporter reads its targets file at start (and on SIGHUP, which Kubernetes does not send):
+    a changed file has to change the pod template."""
+
+    def checksum(docs: list[dict[str, Any]]) -> str:
+        annotations = workload(docs)["spec"]["template"]["metadata"]["annotations"]
+        return str(annotations["checksum/config"])
+
+    before = checksum(rendered("ci"))
+    assert checksum(helm_template("--values", str(CI_VALUES))) == before
+    changed = helm_template(
+        "--values", str(CI_VALUES), "--set", "config.targets.defaults.page_size=50"
+    )
+    assert checksum(changed) != before
+
+
 def test_credentials_in_the_targets_file_are_refused() -> None:
     refusal = helm_template_refused("--set", "config.targets.targets[0].secret_key=abc")
     assert "looks like it holds credentials" in refusal
+
+
+def test_exporter_loads_what_the_ci_pods_get(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The variables, the targets file and the Secret's files a pod of ci-values.yaml gets, given to
+    the exporter's own loader: every target is valid and the shards split them."""
+    docs = rendered("ci")
+    secret = only(docs, "Secret")["stringData"]
+    targets_file = next(
+        doc["data"] for doc in docs if doc["kind"] == "ConfigMap" and "targets.yaml" in doc["data"]
+    )
+    mounts = {mount["name"]: mount["mountPath"] for mount in container(docs)["volumeMounts"]}
+    files = {"config": targets_file, "secrets": secret}
+
+    def moved(text: str) -> str:
+        for volume in files:
+            text = text.replace(mounts[volume], str(tmp_path / volume))
+        return text
+
+    for volume, data in files.items():
+        (tmp_path / volume).mkdir()
+        for key, value in data.items():
+            (tmp_path / volume / key).write_text(moved(value))
+    environ: dict[str, str] = {}
+    for name, variable in container_env(docs).items():
+        if "value" in variable:
+            environ[name] = moved(variable["value"])
+        elif variable["valueFrom"].get("secretKeyRef", {}).get("key") in secret:
+            environ[name] = secret[variable["valueFrom"]["secretKeyRef"]["key"]]
+    polled = []
+    for shard in range(int(environ["MODELARTS_EXPORTER_TOTAL_SHARDS"])):
+        environ["MODELARTS_EXPORTER_SHARD"] = str(shard)  # the pod-index label of pod `shard`
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        polled += [target.name for target in resolve(load(), environ)]
+    names = [target["name"] for target in yaml.safe_load(targets_file["targets.yaml"])["targets"]]
+    assert sorted(polled) == sorted(names)
 
 
 def test_servicemonitor_scrapes_the_service() -> None:

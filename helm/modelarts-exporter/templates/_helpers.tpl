@@ -81,6 +81,8 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
   annotations:
+    {{- /* A changed targets file rolls the pods: the exporter re-reads it only on SIGHUP, which
+    nothing sends when a ConfigMap changes. */}}
     checksum/config: {{ toYaml .Values.config | sha256sum }}
     {{- if include "modelarts-exporter.createSecret" . }}
     checksum/secret: {{ toYaml .Values.secret | sha256sum }}
