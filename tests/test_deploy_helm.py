@@ -4,6 +4,7 @@ single sources' copies."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -26,7 +27,7 @@ from deploy_helpers import (
     run,
     tool,
 )
-from modelarts_exporter.settings import load
+from modelarts_exporter.settings import ENV_PREFIX, SECRET_FIELDS, Settings, load
 from modelarts_exporter.targets import resolve
 
 VALUE_SETS = {"defaults": (), "ci": ("--values", str(CI_VALUES))}
@@ -318,6 +319,18 @@ def test_changed_targets_roll_the_pods() -> None:
 def test_credentials_in_the_targets_file_are_refused() -> None:
     refusal = helm_template_refused("--set", "config.targets.targets[0].secret_key=abc")
     assert "looks like it holds credentials" in refusal
+
+
+def test_every_rendered_setting_is_one_the_exporter_reads() -> None:
+    """The exporter ignores MODELARTS_EXPORTER_* names it does not know, so a misspelt variable in
+    the chart would be dropped silently."""
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    known |= {f"{ENV_PREFIX}{name.upper()}_FILE" for name in SECRET_FIELDS}
+    names = {name for name in container_env(rendered("ci")) if name.startswith(ENV_PREFIX)}
+    assert sorted(names - known) == []
+    # ci-values.yaml turns on every variable the templates can set, so all of them were checked.
+    templates = "".join(path.read_text() for path in (CHART / "templates").iterdir())
+    assert set(re.findall(rf"{ENV_PREFIX}[A-Z_]+", templates)) <= names
 
 
 def test_exporter_loads_what_the_ci_pods_get(
