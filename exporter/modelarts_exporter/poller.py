@@ -63,9 +63,10 @@ class TargetPoller:
     async def poll(self) -> bool:
         """Run one poll and publish its outcome; ``True`` when it succeeded."""
         started = time.monotonic()
+        builder = self._ledger.builder()
         try:
             async with asyncio.timeout(self._timeout):
-                listing = await self._source.list_versions()
+                await self._source.list_versions(builder)
         except TimeoutError:
             error = PollError(
                 Reason.TIMEOUT, f"poll did not finish within its {self._timeout:g} s deadline"
@@ -74,7 +75,7 @@ class TargetPoller:
         except PollError as error:
             return self._failed(error, started)
         now = self._clock()
-        snapshot = self._ledger.update(listing.versions, listing.reported_total, now)
+        snapshot = self._ledger.commit(*builder.result(), now)
         self._note_unrecognized(snapshot.unrecognized_codes)
         elapsed = self._record_duration(started)
         log.debug(
