@@ -113,6 +113,8 @@ class Snapshot:
     queue: Mapping[str, Histogram]
     gpu_seconds: Mapping[FlavorKey, float]
     npu_seconds: Mapping[FlavorKey, float]
+    listings: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Complete listings so far, by kind (``full``, ``incremental``)."""
 
     def phase_totals(self) -> dict[Phase, int]:
         totals = dict.fromkeys(Phase, 0)
@@ -175,6 +177,7 @@ class Ledger:
         self._queue: dict[str, _MillisHistogram] = {}
         self._gpu_ms: dict[FlavorKey, int] = {}
         self._npu_ms: dict[FlavorKey, int] = {}
+        self._listings: dict[str, int] = {}
 
     @property
     def baseline_done(self) -> bool:
@@ -184,9 +187,13 @@ class Ledger:
         """A builder for the next full listing, against what the last one held."""
         return ListingBuilder(self.listed.inventory if self.listed else Listed().inventory)
 
-    def commit(self, listed: Listed, found: Observations, now: float) -> Snapshot:
+    def commit(
+        self, listed: Listed, found: Observations, now: float, kind: str = "full"
+    ) -> Snapshot:
         """Make ``listed`` the current listing, observe what it found (unless it is the
-        baseline) and return its snapshot."""
+        baseline) and return its snapshot; ``kind`` says how it was listed (``full`` or
+        ``incremental``)."""
+        self._listings[kind] = self._listings.get(kind, 0) + 1
         if self._baseline_done:
             for pool, flavor, phase, ran, gpus, npus in found.finished:
                 self._observe_finished(pool, flavor, phase, ran, gpus, npus)
@@ -264,6 +271,7 @@ class Ledger:
             queue=_freeze_all(self._queue),
             gpu_seconds=_seconds(self._gpu_ms),
             npu_seconds=_seconds(self._npu_ms),
+            listings=MappingProxyType(dict(self._listings)),
         )
 
 

@@ -23,6 +23,7 @@ from modelarts_exporter import __version__
 from modelarts_exporter.auth import AkSkAuth, StaticTokenAuth
 from modelarts_exporter.client import ApiClient, RetryPolicy
 from modelarts_exporter.collector import StateCollector
+from modelarts_exporter.incremental import IncrementalLister
 from modelarts_exporter.poller import TargetPoller
 from modelarts_exporter.server import ExporterApp, HttpServer
 from modelarts_exporter.settings import Settings, TargetOptions, TargetSettings
@@ -99,6 +100,8 @@ def build_target(
         interval_seconds=settings.poll_interval_seconds,
         timeout_seconds=settings.poll_timeout,
         requests=requests,
+        incremental=IncrementalLister(source) if settings.poll_mode == "incremental" else None,
+        full_listing_every=settings.full_listing_every,
     )
     return Target(poller, client)
 
