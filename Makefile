@@ -40,6 +40,7 @@ unit: $(STAMP) system-deps
 test: lint unit
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(BIN)/python -m benchmarks
 
 clean:
