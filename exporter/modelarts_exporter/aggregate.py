@@ -185,7 +185,8 @@ class Ledger:
 
     def builder(self) -> ListingBuilder:
         """A builder for the next full listing, against what the last one held."""
-        return ListingBuilder(self.listed.inventory if self.listed else Listed().inventory)
+        previous = self.listed.inventory if self.listed else Listed().inventory
+        return ListingBuilder(previous, observe=self._baseline_done)
 
     def commit(
         self, listed: Listed, found: Observations, now: float, kind: str = "full"

@@ -201,7 +201,7 @@ class IncrementalLister:
         flags = bytearray(inventory.flags)
         terminal = Counter(listed.terminal)
         active = dict(listed.active)
-        new: dict[int, tuple[int, int, int]] = {}
+        new = Inventory()
         found = Observations()
         for vid, (w, version) in fresh.items():
             row = inventory.find(vid)
@@ -209,7 +209,7 @@ class IncrementalLister:
                 if vid not in workspaces[w].new_ids:
                     raise GiveUpError(f"version {vid} is neither held nor new")
                 state = transition(version, 0, found)
-                new[vid] = (version.create_time or 0, w, state)
+                new.append(vid, version.create_time or 0, w, state)
             elif flags[row] & FINISHED:
                 if version.status not in TERMINAL_CODES:
                     raise GiveUpError(f"version {vid} left a terminal status")
@@ -230,7 +230,7 @@ class IncrementalLister:
         self._sorted_for = result.inventory
         for ws in workspaces:
             created = self._sorted[ws.index] = array("q", ws.created)
-            for create, w, _ in new.values():
+            for create, w in zip(new.created, new.workspace, strict=True):
                 if w == ws.index:
                     insort(created, create)
         return result, found

@@ -27,8 +27,8 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import compress
-from operator import attrgetter
+from itertools import compress, islice
+from operator import attrgetter, lt
 
 from modelarts_exporter.models import Version
 from modelarts_exporter.statuses import Phase, status_of
@@ -77,11 +77,9 @@ class Inventory:
         row = bisect_left(ids, version_id)
         return row if row < len(ids) and ids[row] == version_id else -1
 
-    def with_changes(
-        self, keep: bytearray | None, flags: bytearray, new: dict[int, tuple[int, int, int]]
-    ) -> Inventory:
+    def with_changes(self, keep: bytearray | None, flags: bytearray, new: Inventory) -> Inventory:
         """A new inventory: the rows where ``keep`` is nonzero (``None``: all) with ``flags``,
-        plus ``new`` versions (id → create time, workspace, flags)."""
+        plus the ``new`` versions (in any order)."""
         if keep is None or keep.count(_UNSEEN) == 0:
             ids, created, workspace = array("q", self.ids), array("q", self.created), self.workspace
         else:
@@ -90,19 +88,35 @@ class Inventory:
             workspace = bytearray(compress(self.workspace, keep))
             flags = bytearray(compress(flags, keep))
         result = Inventory(ids, created, bytearray(workspace), bytearray(flags))
-        if new:
-            added = sorted(new.items())
-            result.ids.extend(vid for vid, _ in added)
-            result.created.extend(c for _, (c, _, _) in added)
-            result.workspace.extend(w for _, (_, w, _) in added)
-            result.flags.extend(f for _, (_, _, f) in added)
-            if ids and added[0][0] < ids[-1]:
+        if new.ids:
+            new._sort()
+            before = result.ids[-1] if result.ids else None
+            result.ids.extend(new.ids)
+            result.created.extend(new.created)
+            result.workspace.extend(new.workspace)
+            result.flags.extend(new.flags)
+            if before is not None and new.ids[0] < before:
                 result._sort()
         return result
 
+    def append(self, version_id: int, created: int, workspace: int, flags: int) -> None:
+        self.ids.append(version_id)
+        self.created.append(created)
+        self.workspace.append(workspace)
+        self.flags.append(flags)
+
+    def extend(self, other: Inventory) -> None:
+        self.ids.extend(other.ids)
+        self.created.extend(other.created)
+        self.workspace.extend(other.workspace)
+        self.flags.extend(other.flags)
+
     def _sort(self) -> None:
-        """Re-sort by id (only when new ids interleave with known ones, which ids growing with
-        creation make rare)."""
+        """Sort by id (a no-op when already sorted, which ids growing with creation make the
+        common case)."""
+        ids = self.ids
+        if all(map(lt, ids, islice(ids, 1, None))):
+            return
         order = sorted(range(len(self.ids)), key=self.ids.__getitem__)
         self.ids = array("q", map(self.ids.__getitem__, order))
         self.created = array("q", map(self.created.__getitem__, order))
@@ -146,9 +160,9 @@ def run_ms(version: Version) -> int:
     return 0
 
 
-def transition(version: Version, old: int, found: Observations) -> int:
-    """The observe-once flags of a version now, recording in ``found`` what it did since it had
-    the flags ``old``."""
+def transition(version: Version, old: int, found: Observations | None) -> int:
+    """The observe-once flags of a version now, recording in ``found`` (unless ``None``: a
+    baseline observes nothing) what it did since it had the flags ``old``."""
     phase = status_of(version.status).phase
     if phase.terminal:
         new = DONE
@@ -156,6 +170,8 @@ def transition(version: Version, old: int, found: Observations) -> int:
         new = STARTED
     else:
         return 0
+    if found is None:
+        return new
     pool = version.pool_id or PUBLIC_POOL
     if new & FINISHED and not old & FINISHED:
         flavor = version.flavor_code or UNKNOWN_FLAVOR
@@ -175,18 +191,22 @@ class ListingBuilder:
     listing moved while it was read), and :meth:`start_pass` forgets what the current pass added.
     """
 
-    def __init__(self, previous: Inventory) -> None:
+    def __init__(self, previous: Inventory, *, observe: bool = True) -> None:
         self._old = previous
         self._seen = bytearray(len(previous))
         self._flags = bytearray(previous.flags)
-        self._new: dict[int, tuple[int, int, int]] = {}
+        self._new = Inventory()
+        """Versions the previous inventory did not have, in arrival order."""
+        self._new_ids: set[int] = set()
         self._result = Listed()
+        self._observe = observe
         self._found = Observations()
         self._workspace = 0
         self._start()
 
     def _start(self) -> None:
-        self._pass_new: dict[int, tuple[int, int]] = {}
+        self._pass_new = Inventory()
+        self._pass_new_ids: set[int] = set()
         self._pass_terminal: Counter[GaugeKey] = Counter()
         self._pass_active: dict[int, Version] = {}
         self._pass_found = Observations()
@@ -212,7 +232,11 @@ class ListingBuilder:
     def finish_workspace(self, reported_total: int) -> None:
         self._seen = self._seen.translate(_KEEP_PASS)
         workspace = self._workspace
-        self._new.update((vid, (c, workspace, f)) for vid, (c, f) in self._pass_new.items())
+        self._new.extend(self._pass_new)
+        if self._new_ids:
+            self._new_ids.update(self._pass_new_ids)
+        else:
+            self._new_ids = self._pass_new_ids
         self._result.terminal.update(self._pass_terminal)
         self._result.active.update(self._pass_active)
         self._result.reported[workspace] = reported_total
@@ -220,6 +244,7 @@ class ListingBuilder:
         self._start()
 
     def result(self) -> tuple[Listed, Observations]:
+        self._new_ids = set()  # freed before sorting the new versions
         self._result.inventory = self._old.with_changes(self._seen, self._flags, self._new)
         return self._result, self._found
 
@@ -249,8 +274,9 @@ class ListingBuilder:
     def _add_each(self, versions: Iterable[Version]) -> None:
         old, seen, flags = self._old, self._seen, self._flags
         old_ids, size = old.ids, len(old.ids)
-        pass_new, earlier_new = self._pass_new, self._new
-        found, active, terminal = self._pass_found, self._pass_active, self._pass_terminal
+        pass_new, pass_new_ids, earlier_new_ids = self._pass_new, self._pass_new_ids, self._new_ids
+        found = self._pass_found if self._observe else None
+        active, terminal = self._pass_active, self._pass_terminal
         row = -2
         for version in versions:
             vid = version.version_id
@@ -268,10 +294,11 @@ class ListingBuilder:
                 new = flags[row] = transition(version, old.flags[row], found)
             else:
                 row = -2
-                if vid in pass_new or vid in earlier_new:
+                if vid in pass_new_ids or vid in earlier_new_ids:
                     continue
                 new = transition(version, 0, found)
-                pass_new[vid] = (version.create_time or 0, new)
+                pass_new_ids.add(vid)
+                pass_new.append(vid, version.create_time or 0, self._workspace, new)
             self._pass_count += 1
             if new & FINISHED:
                 terminal[gauge_key(version)] += 1
