@@ -41,6 +41,7 @@ unit: $(STAMP) system-deps
 test: lint unit
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(BIN)/python -m benchmarks
 
 # Opt-in and slow (about 2 minutes the first time): not part of `make test`. See the script.

@@ -112,7 +112,7 @@ async def test_mid_poll_revocation_reauthenticates_once_and_recovers(
 async def test_a_token_that_keeps_being_rejected_is_auth(
     simulator: SimFactory, exporter_for: MakeExporter
 ) -> None:
-    sim = iam_simulator(simulator, lifetime=0.001, size=50)  # every token expired on arrival
+    sim = iam_simulator(simulator, lifetime=0.0, size=50)  # every token expired on arrival
     iam = iam_of(sim)
     exporter = exporter_for(sim, **login(sim))
     assert not await exporter.poll()

@@ -130,6 +130,6 @@ async def test_hostile_total_count_does_not_schedule_endless_pages(
 
     exporter.target.client.get_page = lying  # type: ignore[method-assign]
     with pytest.raises(PollError) as caught:
-        await source.list_versions()
+        await source.list_versions(exporter.target.poller._ledger.builder())
     assert caught.value.reason is Reason.INVALID_RESPONSE
     assert sim.stats.requests < 40  # three passes of a few pages, not 2**50 / 50

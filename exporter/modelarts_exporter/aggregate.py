@@ -1,4 +1,4 @@
-"""Versions in, one immutable :class:`Snapshot` out.
+"""A complete listing in, one immutable :class:`Snapshot` out.
 
 Two kinds of numbers come from a listing:
 
@@ -10,25 +10,31 @@ Two kinds of numbers come from a listing:
   finished or started before the exporter was running are remembered but not observed, so a
   restart does not replay history into the histograms as a false spike.
 
-The ledger keeps only the ids of versions it has seen finished or started, rebuilt from every
-listing, so versions deleted from ModelArts are forgotten and memory stays proportional to the
-tenant.
+What a listing leaves behind between polls is a :class:`~modelarts_exporter.inventory.Listed`
+(compact: gauge counts, the active versions, an inventory of ids and flags); the snapshot is
+computed from it, so a full listing and an incremental poll that arrive at the same ``Listed``
+publish the same numbers. Observe-once sums are kept in integer milliseconds, so they do not
+depend on the order versions were observed in.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeVar
 
+from modelarts_exporter.inventory import (
+    PUBLIC_POOL,
+    UNKNOWN_FLAVOR,
+    Listed,
+    ListingBuilder,
+    Observations,
+    run_ms,
+)
 from modelarts_exporter.models import Version
 from modelarts_exporter.statuses import ACTIVE_PHASES, KNOWN, Phase, Status, status_of
-
-PUBLIC_POOL = "public"
-"""``pool_id`` label of versions on the shared pool (the API omits their ``pool_id``)."""
-UNKNOWN_FLAVOR = "unknown"
 
 DURATION_BUCKETS: tuple[float, ...] = (
     60, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800,
@@ -107,6 +113,8 @@ class Snapshot:
     queue: Mapping[str, Histogram]
     gpu_seconds: Mapping[FlavorKey, float]
     npu_seconds: Mapping[FlavorKey, float]
+    listings: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Complete listings so far, by kind (``full``, ``incremental``)."""
 
     def phase_totals(self) -> dict[Phase, int]:
         totals = dict.fromkeys(Phase, 0)
@@ -130,102 +138,124 @@ class Snapshot:
 
 def run_seconds(version: Version) -> float:
     """How long a finished version ran: ``duration``, else end - start, else 0 (it never ran)."""
-    if version.duration:
-        return version.duration / 1000.0
-    if version.start_time and version.end_time and version.end_time >= version.start_time:
-        return (version.end_time - version.start_time) / 1000.0
-    return 0.0
+    return run_ms(version) / 1000.0
+
+
+@dataclass(slots=True)
+class _MillisHistogram:
+    """Observations in whole milliseconds: the sum is exact whatever the order of observing."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(init=False)
+    total_ms: int = 0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, ms: int) -> None:
+        self.counts[bisect_left(self.bounds, ms / 1000.0)] += 1
+        self.total_ms += ms
+
+    def freeze(self) -> Histogram:
+        running = 0
+        cumulative = []
+        for n in self.counts:
+            running += n
+            cumulative.append(running)
+        return Histogram(self.bounds, tuple(cumulative), self.total_ms / 1000.0)
 
 
 class Ledger:
-    """Observe-once state of one target; the poller owns one and feeds it complete listings only,
-    so a failed poll leaves it untouched."""
+    """Observe-once state of one target plus what its last complete listing held. The poller
+    feeds it complete listings only (:meth:`commit`), so a failed poll leaves it untouched."""
 
     def __init__(self) -> None:
         self._baseline_done = False
-        self._finished: set[int] = set()
-        self._started: set[int] = set()
-        self._durations: dict[DurationKey, HistogramBuilder] = {}
-        self._queue: dict[str, HistogramBuilder] = {}
-        self._gpu_seconds: dict[FlavorKey, float] = {}
-        self._npu_seconds: dict[FlavorKey, float] = {}
+        self.listed: Listed | None = None
+        """The last complete listing; ``None`` before the first."""
+        self._durations: dict[DurationKey, _MillisHistogram] = {}
+        self._queue: dict[str, _MillisHistogram] = {}
+        self._gpu_ms: dict[FlavorKey, int] = {}
+        self._npu_ms: dict[FlavorKey, int] = {}
+        self._listings: dict[str, int] = {}
 
     @property
     def baseline_done(self) -> bool:
         return self._baseline_done
 
-    def update(self, versions: Collection[Version], reported_total: int, now: float) -> Snapshot:
-        observe = self._baseline_done
-        finished: set[int] = set()
-        started: set[int] = set()
+    def builder(self) -> ListingBuilder:
+        """A builder for the next full listing, against what the last one held."""
+        previous = self.listed.inventory if self.listed else Listed().inventory
+        return ListingBuilder(previous, observe=self._baseline_done)
+
+    def commit(
+        self, listed: Listed, found: Observations, now: float, kind: str = "full"
+    ) -> Snapshot:
+        """Make ``listed`` the current listing, observe what it found (unless it is the
+        baseline) and return its snapshot; ``kind`` says how it was listed (``full`` or
+        ``incremental``)."""
+        self._listings[kind] = self._listings.get(kind, 0) + 1
+        if self._baseline_done:
+            for pool, flavor, phase, ran, gpus, npus in found.finished:
+                self._observe_finished(pool, flavor, phase, ran, gpus, npus)
+            for pool, ms in found.queued:
+                self._observe_queue(pool, ms)
+        self._baseline_done = True
+        self.listed = listed
+        return self._snapshot(listed, now)
+
+    def update(self, versions: Iterable[Version], reported_total: int, now: float) -> Snapshot:
+        """Commit a listing given as one collection of versions (tests, small tools)."""
+        builder = self.builder()
+        builder.start_pass(0)
+        builder.add_page(list(versions))
+        builder.finish_workspace(reported_total)
+        return self.commit(*builder.result(), now)
+
+    def _observe_finished(
+        self, pool: str, flavor: str, phase: Phase, ran: int, gpus: int, npus: int
+    ) -> None:
+        builder = self._durations.get((pool, phase))
+        if builder is None:
+            builder = self._durations[(pool, phase)] = _MillisHistogram(DURATION_BUCKETS)
+        builder.observe(ran)
+        if gpus:
+            self._gpu_ms[(pool, flavor)] = self._gpu_ms.get((pool, flavor), 0) + gpus * ran
+        if npus:
+            self._npu_ms[(pool, flavor)] = self._npu_ms.get((pool, flavor), 0) + npus * ran
+
+    def _observe_queue(self, pool: str, ms: int) -> None:
+        builder = self._queue.get(pool)
+        if builder is None:
+            builder = self._queue[pool] = _MillisHistogram(QUEUE_BUCKETS)
+        builder.observe(ms)
+
+    def _snapshot(self, listed: Listed, now: float) -> Snapshot:
         by_code: dict[int, int] = {}
         usage: dict[PoolKey, list[int]] = {}
         oldest_ms: dict[Phase, int] = {}
-        old_finished, old_started = self._finished, self._started
-        for v in versions:
-            status = status_of(v.status)
-            phase = status.phase
-            by_code[v.status] = by_code.get(v.status, 0) + 1
-            pool = v.pool_id or PUBLIC_POOL
-            flavor = v.flavor_code or UNKNOWN_FLAVOR
-            gpus = v.gpu_num or 0
-            npus = v.npu_num or 0
-            counts = usage.get((pool, flavor, phase))
+
+        def count(
+            status: int, pool: str | None, flavor: str | None, gpus: int, npus: int, n: int
+        ) -> None:
+            by_code[status] = by_code.get(status, 0) + n
+            key = (pool or PUBLIC_POOL, flavor or UNKNOWN_FLAVOR, status_of(status).phase)
+            counts = usage.get(key)
             if counts is None:
-                usage[(pool, flavor, phase)] = [1, gpus, npus]
-            else:
-                counts[0] += 1
-                counts[1] += gpus
-                counts[2] += npus
-            vid = v.version_id
-            if phase.terminal:
-                finished.add(vid)
-                if observe and vid not in old_finished:
-                    self._observe_finished(v, pool, flavor, phase, gpus, npus)
-            elif v.create_time and v.create_time < oldest_ms.get(phase, 2**63):
+                counts = usage[key] = [0, 0, 0]
+            counts[0] += n
+            counts[1] += n * gpus
+            counts[2] += n * npus
+
+        for (status, pool, flavor, gpus, npus), n in listed.terminal.items():
+            count(status, pool, flavor, gpus or 0, npus or 0, n)
+        for v in listed.active.values():
+            count(v.status, v.pool_id, v.flavor_code, v.gpu_num or 0, v.npu_num or 0, 1)
+            phase = status_of(v.status).phase
+            if v.create_time and v.create_time < oldest_ms.get(phase, 2**63):
                 oldest_ms[phase] = v.create_time
-            if v.start_time or phase.terminal:
-                started.add(vid)
-                if observe and vid not in old_started and v.start_time and v.create_time:
-                    self._observe_queue(pool, max(0, v.start_time - v.create_time) / 1000.0)
-        self._finished, self._started = finished, started
-        self._baseline_done = True
-        return self._snapshot(versions, reported_total, now, by_code, usage, oldest_ms)
-
-    def _observe_finished(
-        self, v: Version, pool: str, flavor: str, phase: Phase, gpus: int, npus: int
-    ) -> None:
-        seconds = run_seconds(v)
-        builder = self._durations.get((pool, phase))
-        if builder is None:
-            builder = self._durations[(pool, phase)] = HistogramBuilder(DURATION_BUCKETS)
-        builder.observe(seconds)
-        if gpus:
-            self._gpu_seconds[(pool, flavor)] = self._gpu_seconds.get((pool, flavor), 0.0) + (
-                gpus * seconds
-            )
-        if npus:
-            self._npu_seconds[(pool, flavor)] = self._npu_seconds.get((pool, flavor), 0.0) + (
-                npus * seconds
-            )
-
-    def _observe_queue(self, pool: str, seconds: float) -> None:
-        builder = self._queue.get(pool)
-        if builder is None:
-            builder = self._queue[pool] = HistogramBuilder(QUEUE_BUCKETS)
-        builder.observe(seconds)
-
-    def _snapshot(
-        self,
-        versions: Collection[Version],
-        reported_total: int,
-        now: float,
-        by_code: Mapping[int, int],
-        usage: Mapping[PoolKey, list[int]],
-        oldest_ms: Mapping[Phase, int],
-    ) -> Snapshot:
         by_status = {status: 0 for status in KNOWN.values()}
-        for code, n in by_code.items():
+        for code, n in sorted(by_code.items()):
             by_status[status_of(code)] = n
         oldest = {
             phase: max(0.0, now - oldest_ms[phase] / 1000.0) if phase in oldest_ms else 0.0
@@ -233,25 +263,30 @@ class Ledger:
         }
         return Snapshot(
             taken_at=now,
-            version_count=len(versions),
-            reported_total=reported_total,
+            version_count=len(listed.inventory),
+            reported_total=sum(listed.reported.values()),
             by_status=MappingProxyType(by_status),
-            by_pool=MappingProxyType({k: PoolUsage(*c) for k, c in usage.items()}),
+            by_pool=MappingProxyType({k: PoolUsage(*c) for k, c in sorted(usage.items())}),
             oldest_seconds=MappingProxyType(oldest),
             durations=_freeze_all(self._durations),
             queue=_freeze_all(self._queue),
-            gpu_seconds=MappingProxyType(dict(self._gpu_seconds)),
-            npu_seconds=MappingProxyType(dict(self._npu_seconds)),
+            gpu_seconds=_seconds(self._gpu_ms),
+            npu_seconds=_seconds(self._npu_ms),
+            listings=MappingProxyType(dict(self._listings)),
         )
 
 
 K = TypeVar("K")
 
 
-def _freeze_all(builders: Mapping[K, HistogramBuilder]) -> Mapping[K, Histogram]:
-    return MappingProxyType({key: b.freeze() for key, b in builders.items()})
+def _freeze_all(builders: Mapping[K, _MillisHistogram]) -> Mapping[K, Histogram]:
+    return MappingProxyType({key: b.freeze() for key, b in sorted(builders.items())})
+
+
+def _seconds(millis: Mapping[K, int]) -> Mapping[K, float]:
+    return MappingProxyType({key: ms / 1000.0 for key, ms in sorted(millis.items())})
 
 
 def summarize(versions: Iterable[Version], now: float) -> Snapshot:
     """The snapshot of one listing on its own: a fresh ledger, so gauges and a baseline only."""
-    return Ledger().update(list(versions), 0, now)
+    return Ledger().update(versions, 0, now)

@@ -12,7 +12,6 @@ import logging
 import signal
 import ssl
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,10 +24,10 @@ from modelarts_exporter import __version__, logs
 from modelarts_exporter.auth import AkSkAuth, IamPasswordAuth, StaticTokenAuth
 from modelarts_exporter.client import ApiClient, RetryPolicy
 from modelarts_exporter.collector import StateCollector
+from modelarts_exporter.incremental import IncrementalLister
 from modelarts_exporter.poller import TargetPoller
 from modelarts_exporter.server import ExporterApp, HttpServer
 from modelarts_exporter.settings import ConfigError, Settings, TargetOptions, TargetSettings
-from modelarts_exporter.source import JobSource, Listing
 from modelarts_exporter.state import StateStore
 from modelarts_exporter.targets import resolve
 from modelarts_exporter.v1 import V1Source
@@ -76,21 +75,6 @@ def _verify(settings: TargetOptions) -> ssl.SSLContext | bool:
     return True
 
 
-class _ProjectByName:
-    """A source for a target configured by project *name*: the first poll asks IAM for the
-    project's id (the token's scope tells it), then lists through the v1 API as usual."""
-
-    def __init__(self, auth: IamPasswordAuth, make: Callable[[str], V1Source]) -> None:
-        self._auth = auth
-        self._make = make
-        self._source: V1Source | None = None
-
-    async def list_versions(self) -> Listing:
-        if self._source is None:
-            self._source = self._make(await self._auth.project_id())
-        return await self._source.list_versions()
-
-
 @dataclass
 class Target:
     poller: TargetPoller
@@ -134,15 +118,9 @@ def build_target(
         on_response=count_response,
     )
 
-    def v1(project_id: str) -> V1Source:
-        return V1Source(client, project_id, settings.listing_options())
-
-    source: JobSource
-    if settings.project_id is not None:
-        source = v1(settings.project_id)
-    else:
-        assert isinstance(auth, IamPasswordAuth)
-        source = _ProjectByName(auth, v1)
+    # A project given by name is resolved through IAM (the token's scope) before its first page.
+    resolve = auth.project_id if isinstance(auth, IamPasswordAuth) else None
+    source = V1Source(client, settings.project_id, settings.listing_options(), resolve)
     poller = TargetPoller(
         target=settings.name,
         project_id=settings.project_id or "",
@@ -151,6 +129,8 @@ def build_target(
         interval_seconds=settings.poll_interval_seconds,
         timeout_seconds=settings.poll_timeout,
         requests=requests,
+        incremental=IncrementalLister(source) if settings.poll_mode == "incremental" else None,
+        full_listing_every=settings.full_listing_every,
     )
     return Target(poller, client, auth)
 

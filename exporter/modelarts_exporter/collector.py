@@ -28,6 +28,8 @@ from modelarts_exporter.aggregate import Histogram
 from modelarts_exporter.errors import Reason
 from modelarts_exporter.state import TargetState
 
+LISTING_KINDS = ("full", "incremental")
+
 
 def _family(spec: m.MetricSpec) -> Metric:
     if spec.kind == "gauge":
@@ -113,3 +115,5 @@ class StateCollector(Collector):
         for phase, seconds in snap.oldest_seconds.items():
             _add(f[m.OLDEST.name], [project, phase.value], seconds)
         _add(f[m.REPORTED.name], [project], snap.reported_total)
+        for kind in LISTING_KINDS:
+            _add(f[m.LISTINGS.name], [project, kind], snap.listings.get(kind, 0))

@@ -119,6 +119,13 @@ API_REQUESTS = _spec(
     "HTTP requests sent to the ModelArts API, by response status code ('none': no response).",
     "project_id", "code",
 )  # fmt: skip
+LISTINGS = _spec(
+    "modelarts_exporter_listings_total",
+    "counter",
+    "Successful polls by how the versions were listed: full (every page) or incremental (only "
+    "what can have changed since the last poll).",
+    "project_id", "kind",
+)  # fmt: skip
 BUILD_INFO = _spec(
     "modelarts_exporter_build_info",
     "info",
@@ -136,7 +143,7 @@ SHARD_INFO = _spec(
 
 ALL: tuple[MetricSpec, ...] = (
     VERSIONS, POOL_VERSIONS, GPUS, NPUS, DURATION, QUEUE, GPU_SECONDS, NPU_SECONDS, OLDEST,
-    REPORTED, UP, LAST_SUCCESS, POLL_DURATION, POLL_ERRORS, API_REQUESTS, BUILD_INFO,
+    REPORTED, UP, LAST_SUCCESS, POLL_DURATION, POLL_ERRORS, API_REQUESTS, LISTINGS, BUILD_INFO,
     SHARD_INFO,
 )  # fmt: skip
 

@@ -1,5 +1,9 @@
 """One poll of one target: list, aggregate, publish — the one place poll errors are handled.
 
+With an :class:`~modelarts_exporter.incremental.IncrementalLister`, polls between full listings
+(one every ``full_listing_every``) read only what can have changed, falling back to a full
+listing whenever the incremental one cannot vouch for its result.
+
 A poll either completes and swaps in a new snapshot, or fails and republishes the last good
 snapshot with ``up`` 0, the error counted under its reason and logged once. The ledger only ever
 sees complete listings. A poll is bounded by a deadline, so a stuck API shows up as ``timeout``
@@ -18,6 +22,8 @@ from types import MappingProxyType
 
 from modelarts_exporter.aggregate import HistogramBuilder, Ledger
 from modelarts_exporter.errors import PollError, Reason
+from modelarts_exporter.incremental import IncrementalLister
+from modelarts_exporter.inventory import Listed, Observations
 from modelarts_exporter.metrics import POLL_DURATION_BUCKETS
 from modelarts_exporter.source import JobSource
 from modelarts_exporter.state import StateStore, TargetState
@@ -36,6 +42,8 @@ class TargetPoller:
         interval_seconds: float,
         timeout_seconds: float,
         requests: Counter[str] | None = None,
+        incremental: IncrementalLister | None = None,
+        full_listing_every: int = 1,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.target = target
@@ -46,6 +54,10 @@ class TargetPoller:
         self._timeout = timeout_seconds
         self._clock = clock
         self._ledger = Ledger()
+        self._incremental = incremental
+        self._full_every = full_listing_every
+        self._since_full = 0
+        """Successful incremental polls since the last full listing."""
         self._errors: Counter[Reason] = Counter()
         self._requests: Counter[str] = Counter() if requests is None else requests
         """API responses by code, counted by the client as they arrive."""
@@ -65,7 +77,7 @@ class TargetPoller:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout):
-                listing = await self._source.list_versions()
+                (listed, found), kind = await self._list()
         except TimeoutError:
             error = PollError(
                 Reason.TIMEOUT, f"poll did not finish within its {self._timeout:g} s deadline"
@@ -74,7 +86,8 @@ class TargetPoller:
         except PollError as error:
             return self._failed(error, started)
         now = self._clock()
-        snapshot = self._ledger.update(listing.versions, listing.reported_total, now)
+        snapshot = self._ledger.commit(listed, found, now, kind)
+        self._since_full = 0 if kind == "full" else self._since_full + 1
         self._note_unrecognized(snapshot.unrecognized_codes)
         elapsed = self._record_duration(started)
         log.debug(
@@ -86,7 +99,7 @@ class TargetPoller:
         self._publish(
             replace(
                 self._state,
-                project_id=listing.project_id,
+                project_id=self._source.project_id or self._state.project_id,
                 snapshot=snapshot,
                 up=True,
                 last_success=now,
@@ -97,6 +110,22 @@ class TargetPoller:
             )
         )
         return True
+
+    async def _list(self) -> tuple[tuple[Listed, Observations], str]:
+        """The new listing and its kind: incremental when due and possible, else full."""
+        listed = self._ledger.listed
+        if (
+            self._incremental is not None
+            and listed is not None
+            and self._since_full + 1 < self._full_every
+            and self._incremental.possible
+        ):
+            result = await self._incremental.poll(listed)
+            if result is not None:
+                return result, "incremental"
+        builder = self._ledger.builder()
+        await self._source.list_versions(builder)
+        return builder.result(), "full"
 
     def _failed(self, error: PollError, started: float) -> bool:
         elapsed = self._record_duration(started)

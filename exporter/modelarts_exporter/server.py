@@ -154,6 +154,9 @@ def _reply(
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops connections of concurrent scrapers, which then
+    # wait for a SYN retransmit (a second): p99 of 0.45 s instead of milliseconds at 32 clients.
+    request_queue_size = 128
 
 
 class _ThreadingServerV6(_ThreadingServer):

@@ -117,6 +117,21 @@ class TargetOptions(BaseModel):
     )
     sort_by: Literal["create_time", "job_desc", "status", "duration", "job_name"] = "create_time"
     order: Literal["asc", "desc"] = "asc"
+    # Incremental polling (docs/performance.md).
+    poll_mode: Literal["full", "incremental"] = Field(
+        "full", description="full: list every version each poll; incremental: only what changed."
+    )
+    full_listing_every: int = Field(
+        10, ge=1, le=100_000, description="In incremental mode, every Nth poll lists in full."
+    )
+
+    @model_validator(mode="after")
+    def _check_incremental(self) -> Self:
+        if self.poll_mode == "incremental" and self.status is not None:
+            raise ValueError("POLL_MODE=incremental lists by status itself: unset STATUS")
+        if self.poll_mode == "incremental" and self.pagination == "all":
+            raise ValueError("POLL_MODE=incremental reads single pages: PAGINATION=all cannot")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -6,11 +6,12 @@ What the API leaves open, and how this module copes:
   with ``offset=1``: a record offset answers with the first page's second record, a page index with
   records the first page did not have. Anything else (a listing that moved between the two
   requests) leaves the question open and that poll falls back to one ``limit=0`` request.
-- A listing can move while it is read (jobs created or deleted mid-poll). Records are merged by
-  ``version_id`` (the most recently fetched copy wins), pages beyond the first answer's
-  ``total_count`` are fetched while the API reports more, and a pass that still disagrees with the
-  final ``total_count`` is repeated (at most ``MAX_PASSES`` times) — so nothing is double-counted
-  and nothing silently dropped: a listing still short after that fails the poll.
+- A listing can move while it is read (jobs created or deleted mid-poll). Pages go to a
+  :class:`~modelarts_exporter.source.ListingSink` as they arrive, which counts each
+  ``version_id`` once (the first copy wins); pages beyond the first answer's ``total_count`` are
+  fetched while the API reports more, and a pass that still disagrees with the final
+  ``total_count`` is repeated (at most ``MAX_PASSES`` times) — so nothing is double-counted and
+  nothing silently dropped: a listing still short after that fails the poll.
 - Pages after the first are fetched concurrently by a bounded pool of workers; a hostile
   ``total_count`` cannot make it schedule more than it reads, because workers stop at the first
   short page.
@@ -20,14 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import quote
 
 from modelarts_exporter.client import ApiClient
 from modelarts_exporter.errors import PollError, Reason
-from modelarts_exporter.models import Page, Version
-from modelarts_exporter.source import Listing
+from modelarts_exporter.models import Page
+from modelarts_exporter.source import ListingSink
 
 log = logging.getLogger(__name__)
 
@@ -49,38 +51,71 @@ class ListingOptions:
     """Ascending creation order keeps already-read records in place when jobs are created."""
 
 
-@dataclass(slots=True)
-class _Pass:
-    records: dict[int, Version]
-    last_total: int
-    pages: int
-
-
 class V1Source:
     """Lists every version of one project (all configured workspaces) through the v1 API."""
 
-    def __init__(self, client: ApiClient, project_id: str, options: ListingOptions) -> None:
+    def __init__(
+        self,
+        client: ApiClient,
+        project_id: str | None,
+        options: ListingOptions,
+        resolve_project: Callable[[], Awaitable[str]] | None = None,
+    ) -> None:
+        """``project_id`` may be unknown (a target given by project name): then
+        ``resolve_project`` tells it, before the first request."""
+        if project_id is None and resolve_project is None:
+            raise ValueError("a project id or a way to resolve it is needed")
         self._client = client
         self._project_id = project_id
-        self._path = f"/v1/{project_id}/training-jobs/versions"
+        self._resolve_project = resolve_project
         self._options = options
         self._limit = asyncio.Semaphore(options.max_concurrency)
         self._detected: Literal["offset", "page"] | None = None
+
+    @property
+    def options(self) -> ListingOptions:
+        return self._options
+
+    @property
+    def project_id(self) -> str | None:
+        """The project listed; ``None`` until a project given by name has been resolved."""
+        return self._project_id
+
+    @property
+    def workspaces(self) -> tuple[str | None, ...]:
+        """The workspaces listed (``None``: the API's default)."""
+        return self._options.workspace_ids or (None,)
 
     @property
     def detected_pagination(self) -> Literal["offset", "page"] | None:
         """What ``auto`` found out, once it has."""
         return self._detected
 
-    async def list_versions(self) -> Listing:
-        workspaces: tuple[str | None, ...] = self._options.workspace_ids or (None,)
-        merged: dict[int, Version] = {}
-        reported = 0
-        for workspace in workspaces:
-            records, total = await self._list_workspace(workspace)
-            merged.update(records)
-            reported += total
-        return Listing(merged.values(), reported, self._project_id)
+    @property
+    def pagination(self) -> Literal["offset", "page"] | None:
+        """What ``offset`` means, when known (``None``: not yet, or ``all``)."""
+        mode = self._options.pagination
+        if mode in ("offset", "page"):
+            return mode
+        return self._detected
+
+    async def list_versions(self, sink: ListingSink) -> None:
+        for index, workspace in enumerate(self.workspaces):
+            await self._list_workspace(index, workspace, sink)
+
+    async def page(self, workspace: str | None, index: int, *, status: int | None = None) -> Page:
+        """Page ``index`` of the listing newest first (``create_time`` descending), optionally of
+        one status only: what incremental polls read. Needs :attr:`pagination`."""
+        mode = self.pagination
+        assert mode is not None
+        size = self._options.page_size
+        params = self._params(workspace, self._offset(index, mode), size)
+        params["sort_by"], params["order"] = "create_time", "desc"
+        if status is None:
+            params.pop("status", None)
+        else:
+            params["status"] = str(status)
+        return await self._get(params)
 
     def _params(self, workspace: str | None, offset: int, limit: int) -> dict[str, str]:
         options = self._options
@@ -99,61 +134,74 @@ class V1Source:
         return params
 
     async def _get(self, params: Mapping[str, str]) -> Page:
+        if self._project_id is None:
+            assert self._resolve_project is not None
+            self._project_id = await self._resolve_project()
+        path = f"/v1/{quote(self._project_id, safe='')}/training-jobs/versions"
         async with self._limit:
-            return await self._client.get_page(self._path, params)
+            return await self._client.get_page(path, params)
 
-    async def _list_workspace(self, workspace: str | None) -> tuple[dict[int, Version], int]:
+    async def _list_workspace(self, index: int, workspace: str | None, sink: ListingSink) -> None:
         mode = self._options.pagination
         if mode == "all":
-            return await self._list_all(workspace)
-        last: _Pass | None = None
+            sink.start_pass(index)
+            sink.finish_workspace(await self._list_all(workspace, sink))
+            return
+        total = 0
         for _ in range(MAX_PASSES):
+            sink.start_pass(index)
             if mode == "auto" and self._detected is None:
-                outcome = await self._detect_and_list(workspace)
-                if outcome is None:
-                    return await self._list_all(workspace)
-                last = outcome
+                detected = await self._detect_and_list(workspace, sink)
+                if detected is None:
+                    sink.start_pass(index)
+                    sink.finish_workspace(await self._list_all(workspace, sink))
+                    return
+                total = detected
             else:
-                last = await self._one_pass(workspace)
-            if len(last.records) == last.last_total:
-                return last.records, last.last_total
+                total = await self._one_pass(workspace, sink)
+            if sink.pass_count == total:
+                sink.finish_workspace(total)
+                return
             log.info(
                 "listing moved while it was read workspace=%s records=%d total_count=%d",
                 workspace or "0",
-                len(last.records),
-                last.last_total,
+                sink.pass_count,
+                total,
             )
-        assert last is not None
-        if len(last.records) < last.last_total:
+        if sink.pass_count < total:
             raise PollError(
                 Reason.INVALID_RESPONSE,
-                f"listing incomplete after {MAX_PASSES} passes: {len(last.records)} of "
-                f"{last.last_total} versions (does PAGINATION match what offset means?)",
+                f"listing incomplete after {MAX_PASSES} passes: {sink.pass_count} of "
+                f"{total} versions (does PAGINATION match what offset means?)",
             )
         # More unique versions than the API counts: versions deleted while they were read.
         log.warning(
             "listing kept moving; using the last pass workspace=%s records=%d total_count=%d",
             workspace or "0",
-            len(last.records),
-            last.last_total,
+            sink.pass_count,
+            total,
         )
-        return last.records, last.last_total
+        sink.finish_workspace(total)
 
-    async def _list_all(self, workspace: str | None) -> tuple[dict[int, Version], int]:
+    async def _list_all(self, workspace: str | None, sink: ListingSink) -> int:
         page = await self._get(self._params(workspace, 0, 0))
         assert page.versions is not None and page.total_count is not None
-        return {v.version_id: v for v in page.versions}, page.total_count
+        sink.add_page(page.versions)
+        return page.total_count
 
     def _offset(self, index: int, mode: Literal["offset", "page"]) -> int:
         return index * self._options.page_size if mode == "offset" else index
 
-    async def _detect_and_list(self, workspace: str | None) -> _Pass | None:
+    async def _detect_and_list(self, workspace: str | None, sink: ListingSink) -> int | None:
+        """Find out what ``offset`` means while reading the first pass; its ``total_count``, or
+        ``None`` when the question stays open."""
         size = self._options.page_size
         first = await self._get(self._params(workspace, 0, size))
         assert first.versions is not None and first.total_count is not None
         if len(first.versions) < size or first.total_count <= size:
             # Everything fits on the first page: the question does not arise yet.
-            return _Pass({v.version_id: v for v in first.versions}, first.total_count, 1)
+            sink.add_page(first.versions)
+            return first.total_count
         probe = await self._get(self._params(workspace, 1, size))
         assert probe.versions is not None
         first_ids = {v.version_id for v in first.versions}
@@ -169,25 +217,28 @@ class V1Source:
             )
             return None
         log.info("pagination detected mode=%s workspace=%s", self._detected, workspace or "0")
-        return await self._one_pass(workspace, first=first, extra=[probe])
+        return await self._one_pass(workspace, sink, first=first, extra=[probe])
 
     async def _one_pass(
-        self, workspace: str | None, first: Page | None = None, extra: list[Page] | None = None
-    ) -> _Pass:
-        mode = self._options.pagination
-        if mode not in ("offset", "page"):
-            mode = self._detected or "offset"
+        self,
+        workspace: str | None,
+        sink: ListingSink,
+        first: Page | None = None,
+        extra: list[Page] | None = None,
+    ) -> int:
+        """Read the listing once into ``sink``; the newest ``total_count`` seen."""
+        mode = self.pagination or "offset"
         size = self._options.page_size
         if first is None:
             first = await self._get(self._params(workspace, 0, size))
         assert first.versions is not None and first.total_count is not None
-        records = {v.version_id: v for v in first.versions}
+        sink.add_page(first.versions)
         for page in extra or []:
             assert page.versions is not None
-            records.update((v.version_id, v) for v in page.versions)
-        state = _Pass(records, first.total_count, 1 + len(extra or []))
+            sink.add_page(page.versions)
+        last_total = first.total_count
         if len(first.versions) < size:
-            return state
+            return last_total
         # Workers take page indexes while the newest total_count says there is more to read and
         # no short page has marked the end; the check and the increment happen with no await
         # between them, so no index is skipped or read twice.
@@ -195,25 +246,24 @@ class V1Source:
         end: int | None = None
 
         async def fetch(index: int) -> None:
-            nonlocal end
+            nonlocal end, last_total
             page = await self._get(self._params(workspace, self._offset(index, mode), size))
             assert page.versions is not None and page.total_count is not None
-            state.pages += 1
-            state.last_total = page.total_count
-            state.records.update((v.version_id, v) for v in page.versions)
+            last_total = page.total_count
+            sink.add_page(page.versions)
             if len(page.versions) < size and (end is None or index < end):
                 end = index
 
         async def worker() -> None:
             nonlocal cursor
-            while (end is None or cursor < end) and cursor * size < state.last_total:
+            while (end is None or cursor < end) and cursor * size < last_total:
                 index = cursor
                 cursor += 1
                 await fetch(index)
 
         await asyncio.gather(*(worker() for _ in range(self._options.max_concurrency)))
         # Jobs created in front of the read position push records past the last planned page.
-        while end is None and len(state.records) < state.last_total:
+        while end is None and sink.pass_count < last_total:
             cursor += 1
             await fetch(cursor - 1)
-        return state
+        return last_total

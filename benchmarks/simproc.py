@@ -1,0 +1,93 @@
+"""The simulator in a process of its own, so that the exporter's CPU and memory are measured alone.
+
+``python -m benchmarks.simproc --size N ...`` serves one tenant on 127.0.0.1 (no authentication)
+and prints its URL on the first line of stdout; :class:`SimProcess` starts and stops it and drives
+it through the simulator's ``/_sim/*`` control endpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+from typing import Self
+
+import httpx
+
+PROJECT_ID = "benchproject"
+
+
+class SimProcess:
+    """A running simulator process (a context manager)."""
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        seed: int = 1,
+        active_fraction: float = 0.01,
+        latency_seconds: float = 0.0,
+        project_id: str = PROJECT_ID,
+    ) -> None:
+        self.project_id = project_id
+        self._args = [
+            sys.executable,
+            "-m",
+            "benchmarks.simproc",
+            f"--size={size}",
+            f"--seed={seed}",
+            f"--active-fraction={active_fraction}",
+            f"--latency={latency_seconds}",
+            f"--project-id={project_id}",
+        ]
+        self._process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> Self:
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            self._args, stdout=subprocess.PIPE, text=True
+        )
+        assert self._process.stdout is not None
+        self.url = self._process.stdout.readline().strip()
+        if not self.url.startswith("http://127.0.0.1:"):
+            self.__exit__()
+            raise RuntimeError("the simulator process did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=30)
+            self._process = None
+
+    def advance(self, seconds: float) -> None:
+        httpx.post(f"{self.url}/_sim/advance", params={"seconds": seconds}, timeout=120)
+
+    def requests(self) -> int:
+        stats = httpx.get(f"{self.url}/_sim/stats", timeout=30).json()
+        return int(stats["requests"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.simproc")
+    parser.add_argument("--size", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--active-fraction", type=float, default=0.01)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--project-id", default=PROJECT_ID)
+    options = parser.parse_args()
+
+    from modelarts_exporter.simulator import FaultPlan, SimulatorServer, Tenant  # noqa: PLC0415
+
+    # Blocked before any thread starts (threads inherit the mask), then waited for below.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    tenant = Tenant(size=options.size, seed=options.seed, active_fraction=options.active_fraction)
+    faults = FaultPlan(latency_seconds=options.latency)
+    with SimulatorServer(tenant, project_id=options.project_id, faults=faults) as server:
+        print(server.url, flush=True)
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+
+
+if __name__ == "__main__":
+    main()
