@@ -12,6 +12,7 @@ import httpx
 from modelarts_exporter.app import Target, build_target
 from modelarts_exporter.settings import Settings
 from modelarts_exporter.state import StateStore
+from modelarts_exporter.targets import resolve
 
 from .simproc import SimProcess
 
@@ -43,7 +44,7 @@ def target_for(sim: SimProcess, store: StateStore | None = None, **overrides: An
         "page_size": 100,
     }
     values.update(overrides)
-    (settings,) = Settings(**values).targets()
+    (settings,) = resolve(Settings(**values), environ={})
     return build_target(settings, store or StateStore())
 
 

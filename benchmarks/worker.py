@@ -26,6 +26,7 @@ from modelarts_exporter.app import Target, build_registry, build_target
 from modelarts_exporter.server import ExporterApp, HttpServer
 from modelarts_exporter.settings import Settings
 from modelarts_exporter.state import StateStore
+from modelarts_exporter.targets import resolve
 
 PAGE = 1000
 
@@ -40,7 +41,7 @@ def _target(url: str, project: str, store: StateStore, **overrides: Any) -> Targ
         "request_timeout_seconds": 120,
     }
     values.update(overrides)
-    (settings,) = Settings(**values).targets()
+    (settings,) = resolve(Settings(**values), environ={})
     return build_target(settings, store)
 
 

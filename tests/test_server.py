@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import socket
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -140,3 +141,31 @@ async def test_status_page_shows_each_target_with_api_text_escaped(
     assert 'href="/metrics"' in healthy.text and "running:" in healthy.text
     assert 'class="down"' in failing.text and "api_error" in failing.text
     assert "&lt;script&gt;" in failing.text and "<script>" not in failing.text
+
+
+def test_connections_are_kept_alive_and_head_has_no_body(serve: Serve) -> None:
+    store = StateStore()
+    _, url = serve(store, build_registry(store), Clock())
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        stream = sock.makefile("rwb")
+        for path in ("/healthz", "/metrics"):
+            stream.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            stream.flush()
+            status = stream.readline()
+            assert status.startswith(b"HTTP/1.1 200"), status
+            headers = {}
+            while (line := stream.readline()) != b"\r\n":
+                name, _, value = line.decode().partition(":")
+                headers[name.lower()] = value.strip()
+            assert headers.get("connection", "") != "close"
+            stream.read(int(headers["content-length"]))  # the same connection answers again
+        stream.write(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        stream.flush()
+        assert stream.readline().startswith(b"HTTP/1.1 200")
+        while (line := stream.readline()) != b"\r\n":
+            pass
+        stream.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        stream.flush()
+        # Had HEAD sent a body, this would read exposition text instead of a status line.
+        assert stream.readline().startswith(b"HTTP/1.1 200")

@@ -15,8 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import IO, Any, cast
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -26,6 +26,7 @@ from modelarts_exporter.statuspage import render_status_page
 
 log = logging.getLogger(__name__)
 
+KEEPALIVE_SECONDS = 60.0
 StartResponse = Callable[[str, list[tuple[str, str]]], object]
 Environ = dict[str, Any]
 
@@ -83,6 +84,11 @@ class ExporterApp:
         return self._cache.renders
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        body = self._route(environ, start_response)
+        # HEAD: the same headers (Content-Length included), no body.
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else body
+
+    def _route(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
@@ -163,8 +169,52 @@ class _ThreadingServerV6(_ThreadingServer):
     address_family = socket.AF_INET6
 
 
+class _Http11Handler(ServerHandler):
+    http_version = "1.1"
+
+
 class _QuietHandler(WSGIRequestHandler):
-    """Access lines go to the debug log instead of stderr."""
+    """HTTP/1.1 with keep-alive (wsgiref's own handler answers one request per connection, so a
+    scraper would pay a TCP handshake and a new thread for every scrape); access lines go to the
+    debug log instead of stderr."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes; with Nagle on, a kept-alive connection waits
+    # for the client's delayed ACK (~40 ms) before the body goes out.
+    disable_nagle_algorithm = True
+    timeout = KEEPALIVE_SECONDS
+    """An idle connection is closed after this long, freeing its thread."""
+
+    def handle(self) -> None:
+        self.close_connection = False
+        try:
+            while not self.close_connection:
+                self._handle_one()
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True
+
+    def _handle_one(self) -> None:
+        self.raw_requestline = self.rfile.readline(65537)
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        if len(self.raw_requestline) > 65536:
+            self.send_error(414)
+            self.close_connection = True
+            return
+        if not self.parse_request():
+            return
+        if self.command not in ("GET", "HEAD"):
+            self.close_connection = True  # we never read request bodies: do not reuse the stream
+        handler = _Http11Handler(
+            self.rfile,
+            cast(IO[bytes], self.wfile),
+            self.get_stderr(),
+            self.get_environ(),
+            multithread=True,
+        )
+        handler.request_handler = self  # type: ignore[attr-defined]
+        handler.run(self.server.get_app())  # type: ignore[attr-defined]
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http %s", format % args)
