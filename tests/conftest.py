@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelarts_exporter.aggregate import Snapshot
 from modelarts_exporter.app import Target, build_registry, build_target
 from modelarts_exporter.settings import Settings
 from modelarts_exporter.simulator import SimulatorServer, Tenant
@@ -181,3 +182,18 @@ def assert_matches_truth(
             for d in [dict(labels)]
         }
         assert got == {k: float(v) for k, v in counter.items()}, metric
+
+
+def assert_snapshot_matches_truth(snapshot: Snapshot, expected: Truth) -> None:
+    """``assert_matches_truth`` on the snapshot itself: no exposition to render and parse, so
+    cheap enough to run after every poll of a soak."""
+    assert snapshot.version_count == expected.total
+    assert snapshot.reported_total == expected.total
+    got_status = {status.name: n for status, n in snapshot.by_status.items() if n}
+    assert got_status == dict(expected.by_status)
+    got_pools = {
+        (pool, flavor, phase.value): u for (pool, flavor, phase), u in snapshot.by_pool.items()
+    }
+    assert {key: u.versions for key, u in got_pools.items()} == dict(expected.by_pool)
+    assert {key: u.gpus for key, u in got_pools.items()} == dict(expected.gpus)
+    assert {key: u.npus for key, u in got_pools.items()} == dict(expected.npus)

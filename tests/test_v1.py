@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import pytest
 
 from conftest import Exporter, SimFactory, assert_matches_truth, select, truth
@@ -133,3 +135,44 @@ async def test_hostile_total_count_does_not_schedule_endless_pages(
         await source.list_versions()
     assert caught.value.reason is Reason.INVALID_RESPONSE
     assert sim.stats.requests < 40  # three passes of a few pages, not 2**50 / 50
+
+
+async def test_a_failed_page_stops_the_other_workers(
+    simulator: SimFactory, exporter_for: MakeExporter
+) -> None:
+    sim = simulator(size=2000)
+    sim.faults.latency_seconds = 0.02
+    sim.faults.add(FaultRule(FaultKind.SERVER_ERROR, times=1, when=lambda r: r.offset == 200))
+    exporter = exporter_for(sim, pagination="offset", page_size=50, max_concurrency=4)
+    assert not await exporter.poll()
+    assert exporter.target.poller.state.last_error_reason is Reason.SERVER_ERROR
+    sent = sim.stats.requests
+    await anyio.sleep(0.5)
+    assert sim.stats.requests == sent  # no worker kept paging behind the failed poll
+
+
+async def test_cancelled_pages_give_their_connection_back(
+    simulator: SimFactory, exporter_for: MakeExporter
+) -> None:
+    """Pages cancelled mid-request (a sibling page failed, the poll's deadline passed) must hand
+    their connection back: two lost ones would leave this exporter waiting for a free connection
+    in every later poll, reported as time-outs for ever."""
+    sim = simulator(size=300)
+    exporter = exporter_for(
+        sim, page_size=40, max_concurrency=2, request_timeout_seconds=0.5, max_retries=0
+    )
+    poller = exporter.target.poller
+    sim.faults.add(FaultRule(FaultKind.API_ERROR, probability=0.15))
+    sim.faults.add(FaultRule(FaultKind.TRUNCATED, probability=0.1))
+    sim.faults.latency_seconds = 0.005
+    rng = random.Random(3)
+    reasons: set[Reason | None] = set()
+    for number in range(60):
+        poller._timeout = rng.uniform(0.01, 0.06) if number % 2 else 30.0
+        await exporter.poll()
+        reasons.add(poller.state.last_error_reason)
+        assert "no complete answer" not in (poller.state.last_error or ""), number
+    assert {Reason.API_ERROR, Reason.CONNECTION, Reason.TIMEOUT} <= reasons
+    sim.faults.clear()
+    poller._timeout = 30.0
+    assert await exporter.poll()

@@ -8,13 +8,14 @@ instead of polls piling up.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from types import MappingProxyType
+
+import anyio
 
 from modelarts_exporter.aggregate import HistogramBuilder, Ledger
 from modelarts_exporter.errors import PollError, Reason
@@ -64,7 +65,7 @@ class TargetPoller:
         """Run one poll and publish its outcome; ``True`` when it succeeded."""
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self._timeout):
+            with anyio.fail_after(self._timeout):  # anyio: see client.py
                 listing = await self._source.list_versions()
         except TimeoutError:
             error = PollError(

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+import anyio
+
 from modelarts_exporter.client import ApiClient
 from modelarts_exporter.errors import PollError, Reason
 from modelarts_exporter.models import Page, Version
@@ -210,7 +212,15 @@ class V1Source:
                 cursor += 1
                 await fetch(index)
 
-        await asyncio.gather(*(worker() for _ in range(self._options.max_concurrency)))
+        # A task group, not gather(): when one page fails, the other workers are cancelled and
+        # awaited, so a failed poll leaves no request running behind it. anyio's, not asyncio's:
+        # httpcore shields handing a connection back to its pool from anyio's cancellation only.
+        try:
+            async with anyio.create_task_group() as workers:
+                for _ in range(self._options.max_concurrency):
+                    workers.start_soon(worker)
+        except* PollError as failed:
+            raise failed.exceptions[0] from None
         # Jobs created in front of the read position push records past the last planned page.
         while end is None and len(state.records) < state.last_total:
             cursor += 1
