@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
@@ -11,8 +12,9 @@ import pytest
 
 from conftest import Exporter, SimFactory, assert_matches_truth, select, truth
 from modelarts_exporter.errors import PollError, Reason
+from modelarts_exporter.models import Page, Version
 from modelarts_exporter.simulator import FaultKind, FaultRule
-from modelarts_exporter.v1 import V1Source
+from modelarts_exporter.v1 import ListingOptions, V1Source
 
 pytestmark = pytest.mark.anyio
 MakeExporter = Callable[..., Exporter]
@@ -176,3 +178,45 @@ async def test_cancelled_pages_give_their_connection_back(
     sim.faults.clear()
     poller._timeout = 30.0
     assert await exporter.poll()
+
+
+class _ScriptedClient:
+    """A listing that gains a version while page 1 of the first pass is being answered. Page 2
+    of that pass was answered just before, without the new version, but arrives after page 1
+    (its connection was slower): the order concurrent pages can really take."""
+
+    def __init__(self) -> None:
+        self.ids = list(range(120))
+        self.page_one_done = asyncio.Event()
+        self.requests = 0
+
+    def _answer(self, offset: int, limit: int) -> Page:
+        versions = tuple(
+            Version(version_id=i, status=10) for i in self.ids[offset : offset + limit]
+        )
+        return Page(is_success=True, total_count=len(self.ids), versions=versions)
+
+    async def get_page(self, path: str, params: Mapping[str, str]) -> Page:
+        self.requests += 1
+        offset, limit = int(params["offset"]), int(params["limit"])
+        first_pass = self.requests <= 3
+        if first_pass and offset == 50:
+            await asyncio.sleep(0)  # page 2 is answered meanwhile
+            self.ids.append(120)
+            page = self._answer(offset, limit)
+            self.page_one_done.set()
+            return page
+        page = self._answer(offset, limit)
+        if first_pass and offset == 100:
+            await self.page_one_done.wait()
+        return page
+
+
+async def test_a_pass_whose_pages_disagree_on_the_total_is_read_again() -> None:
+    client = _ScriptedClient()
+    options = ListingOptions(page_size=50, pagination="offset", max_concurrency=2)
+    source = V1Source(client, "p", options)  # type: ignore[arg-type]
+    listing = await source.list_versions()
+    assert sorted(v.version_id for v in listing.versions) == list(range(121))
+    assert listing.reported_total == 121
+    assert client.requests == 6  # the first pass could not be trusted, the second could

@@ -56,6 +56,10 @@ class _Pass:
     records: dict[int, Version]
     last_total: int
     pages: int
+    moved: bool = False
+    """Pages disagreed on ``total_count``: the listing changed while this pass read it. With
+    pages in flight at once, the last page to *arrive* need not be the last one the API
+    *answered*, so its count alone cannot tell that the pass is complete."""
 
 
 class V1Source:
@@ -116,7 +120,7 @@ class V1Source:
                 last = outcome
             else:
                 last = await self._one_pass(workspace)
-            if len(last.records) == last.last_total:
+            if not last.moved and len(last.records) == last.last_total:
                 return last.records, last.last_total
             log.info(
                 "listing moved while it was read workspace=%s records=%d total_count=%d",
@@ -183,10 +187,11 @@ class V1Source:
             first = await self._get(self._params(workspace, 0, size))
         assert first.versions is not None and first.total_count is not None
         records = {v.version_id: v for v in first.versions}
+        state = _Pass(records, first.total_count, 1 + len(extra or []))
         for page in extra or []:
             assert page.versions is not None
             records.update((v.version_id, v) for v in page.versions)
-        state = _Pass(records, first.total_count, 1 + len(extra or []))
+            state.moved |= page.total_count != first.total_count
         if len(first.versions) < size:
             return state
         # Workers take page indexes while the newest total_count says there is more to read and
@@ -200,6 +205,7 @@ class V1Source:
             page = await self._get(self._params(workspace, self._offset(index, mode), size))
             assert page.versions is not None and page.total_count is not None
             state.pages += 1
+            state.moved |= page.total_count != state.last_total
             state.last_total = page.total_count
             state.records.update((v.version_id, v) for v in page.versions)
             if len(page.versions) < size and (end is None or index < end):
