@@ -72,7 +72,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²": a digit to isdigit(), not to float()
         return float(value)
     try:
         when = parsedate_to_datetime(value)
