@@ -4,11 +4,17 @@ computed independently of the exporter's aggregation code."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
@@ -22,6 +28,7 @@ from modelarts_exporter.state import StateStore
 from modelarts_exporter.statuses import status_of
 
 TOKEN = "test-token-0f3c9a7e"  # a secret: asserted never to appear in logs
+BASIC_AUTH_PASSWORD = "scrape-password-5c1d"
 
 
 @pytest.fixture
@@ -198,6 +205,65 @@ def assert_snapshot_matches_truth(snapshot: Snapshot, expected: Truth) -> None:
     assert {key: u.versions for key, u in got_pools.items()} == dict(expected.by_pool)
     assert {key: u.gpus for key, u in got_pools.items()} == dict(expected.gpus)
     assert {key: u.npus for key, u in got_pools.items()} == dict(expected.npus)
+
+
+# --- the command, as a user runs it -------------------------------------------------------------
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelarts_exporter", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sim_env(url: str, project_id: str) -> dict[str, str]:
+    return {
+        "MODELARTS_EXPORTER_ENDPOINT": url,
+        "MODELARTS_EXPORTER_PROJECT_ID": project_id,
+        "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
+    }
+
+
+@contextmanager
+def background(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelarts_exporter", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def wait_for(url: str, status: int, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == status:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    return False
 
 
 # --- hostile API answers, for property tests ----------------------------------------------------

@@ -2,49 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from conftest import TOKEN, SimFactory, parse_samples, select
+from conftest import (
+    TOKEN,
+    SimFactory,
+    background,
+    free_port,
+    parse_samples,
+    run_cli,
+    select,
+    sim_env,
+    wait_for,
+)
 
 PROMTOOL = shutil.which("promtool")
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelarts_exporter", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def sim_env(url: str, project_id: str) -> dict[str, str]:
-    return {
-        "MODELARTS_EXPORTER_ENDPOINT": url,
-        "MODELARTS_EXPORTER_PROJECT_ID": project_id,
-        "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
-    }
 
 
 def test_once_prints_an_exposition_promtool_accepts(simulator: SimFactory, tmp_path: Path) -> None:
@@ -121,8 +99,8 @@ def test_serve_answers_and_stops_on_sigterm_within_five_seconds(simulator: SimFa
         "MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS": "0.5",
         "MODELARTS_EXPORTER_LOG_FORMAT": "json",
     }
-    with _background(["serve"], env) as process:
-        ready = _wait_for(f"http://127.0.0.1:{port}/readyz", 200)
+    with background(["serve"], env) as process:
+        ready = wait_for(f"http://127.0.0.1:{port}/readyz", 200)
         assert ready
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         assert select(parse_samples(metrics), "modelarts_exporter_up") == 1
@@ -145,7 +123,7 @@ def test_serve_answers_and_stops_on_sigterm_within_five_seconds(simulator: SimFa
 
 def test_demo_shows_changing_metrics_within_one_poll_interval() -> None:
     port = free_port()
-    with _background(
+    with background(
         [
             "demo",
             "--listen-address",
@@ -157,7 +135,7 @@ def test_demo_shows_changing_metrics_within_one_poll_interval() -> None:
         ],
         {},
     ) as process:
-        assert _wait_for(f"http://127.0.0.1:{port}/readyz", 200), process
+        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200), process
         first = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         time.sleep(1.5)
         second = httpx.get(f"http://127.0.0.1:{port}/metrics").text
@@ -171,32 +149,3 @@ def test_demo_shows_changing_metrics_within_one_poll_interval() -> None:
         assert changed, "the demo tenant should evolve between polls"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
-
-
-@contextmanager
-def _background(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "modelarts_exporter", *args],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _wait_for(url: str, status: int, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == status:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    return False

@@ -25,9 +25,11 @@ from modelarts_exporter.client import ApiClient, RetryPolicy
 from modelarts_exporter.collector import StateCollector
 from modelarts_exporter.poller import TargetPoller
 from modelarts_exporter.server import ExporterApp, HttpServer
-from modelarts_exporter.settings import Settings, TargetOptions, TargetSettings
+from modelarts_exporter.settings import ConfigError, Settings, TargetOptions, TargetSettings
 from modelarts_exporter.state import StateStore
 from modelarts_exporter.v1 import V1Source
+from modelarts_exporter.webconfig import WebConfig, WebConfigError, protect
+from modelarts_exporter.webconfig import load as load_web_config
 
 log = logging.getLogger(__name__)
 USER_AGENT = f"modelarts-exporter/{__version__}"
@@ -122,6 +124,12 @@ class Exporter:
             ready_intervals=settings.ready_intervals,
             version=__version__,
         )
+        self.web = WebConfig()
+        if settings.web_config_file is not None:
+            try:
+                self.web = load_web_config(settings.web_config_file)
+            except WebConfigError as error:  # changed since the settings were checked
+                raise ConfigError(f"MODELARTS_EXPORTER_WEB_CONFIG_FILE: {error}") from None
         self._targets = [build_target(target, self.store) for target in settings.targets()]
         self._in_flight: set[asyncio.Task[bool]] = set()
         self._stopping = asyncio.Event()
@@ -143,14 +151,15 @@ class Exporter:
 
     async def run(self) -> None:
         host, port = self.settings.listen
-        server = HttpServer(self.app, host, port)
+        server = HttpServer(protect(self.app, self.web), host, port, tls=self.web.tls)
         server.start()
         log.info(
-            "serving address=%s:%d version=%s targets=%d",
+            "serving address=%s:%d version=%s targets=%d %s",
             host,
             server.port,
             __version__,
             len(self._targets),
+            self.web.describe(),
         )
         scheduler = AsyncIOScheduler()
         for target in self._targets:

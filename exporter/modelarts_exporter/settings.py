@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from modelarts_exporter import webconfig
 from modelarts_exporter.v1 import ListingOptions, Pagination
 
 ENV_PREFIX = "MODELARTS_EXPORTER_"
@@ -184,6 +185,11 @@ class Settings(BaseSettings, TargetOptions):
     ready_intervals: float = Field(
         3.0, gt=0, description="/readyz fails when the last success is this many intervals old."
     )
+    web_config_file: Path | None = Field(
+        None,
+        description="Web configuration file (Prometheus exporter-toolkit format): TLS and basic "
+        "auth for the HTTP endpoints.",
+    )
     # Logging.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -197,6 +203,13 @@ class Settings(BaseSettings, TargetOptions):
     @classmethod
     def _check_listen(cls, value: str) -> str:
         parse_listen_address(value)
+        return value
+
+    @field_validator("web_config_file")
+    @classmethod
+    def _check_web_config(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            webconfig.load(value)  # a bad file stops start-up (and check-config) with one line
         return value
 
     @property
