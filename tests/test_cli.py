@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from conftest import (
     TOKEN,
@@ -21,6 +22,7 @@ from conftest import (
     sim_env,
     wait_for,
 )
+from modelarts_exporter.simulator import SimulatorServer, Tenant
 
 PROMTOOL = shutil.which("promtool")
 
@@ -91,12 +93,16 @@ def test_check_config_masks_secrets_and_reports_problems() -> None:
     assert "MODELARTS_EXPORTER_ENDPOINT (--endpoint) is required" in missing.stderr
 
 
-def test_serve_answers_and_stops_on_sigterm_within_five_seconds(simulator: SimFactory) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_answers_and_stops_mid_poll_within_five_seconds(
+    simulator: SimFactory, sig: signal.Signals
+) -> None:
     sim = simulator(size=400)
     port = free_port()
     env = sim_env(sim.url, sim.project_id) | {
         "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
         "MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS": "0.5",
+        "MODELARTS_EXPORTER_POLL_TIMEOUT_SECONDS": "60",  # only the signal can end the stuck poll
         "MODELARTS_EXPORTER_LOG_FORMAT": "json",
     }
     with background(["serve"], env) as process:
@@ -104,21 +110,58 @@ def test_serve_answers_and_stops_on_sigterm_within_five_seconds(simulator: SimFa
         assert ready
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         assert select(parse_samples(metrics), "modelarts_exporter_up") == 1
-        # A first poll at start (a probe and 4 pages), then one every interval (4 pages each).
+        sim.faults.latency_seconds = 30  # every request from now on is stuck
+        # Wait until a request of a poll is really in flight: received, not answered.
         deadline = time.monotonic() + 10
-        while sim.stats.requests < 5 + 4 + 4 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert sim.stats.requests >= 13
-        sim.faults.latency_seconds = 5  # a poll is now in flight and stuck
-        time.sleep(0.8)
+        while time.monotonic() < deadline:
+            stats = sim.stats
+            if stats.requests > sum(stats.by_status.values()):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("no poll got stuck")
         started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(sig)
         code = process.wait(timeout=10)
         assert time.monotonic() - started < 5
         assert code == 0
         stderr = process.stderr.read() if process.stderr else ""
+    assert "poll cancelled by shutdown" in stderr  # it was mid-poll
     assert '"level": "info"' in stderr and "Traceback" not in stderr
     assert TOKEN not in stderr
+
+
+def test_serve_starts_with_the_api_down_and_becomes_ready_when_it_comes_up() -> None:
+    """Nothing listens where the API should be: the exporter still serves (/healthz 200,
+    /metrics with up 0 and the connection errors counted, /readyz 503), and turns ready after
+    the first poll that reaches the API once it is there."""
+    port, api_port = free_port(), free_port()
+    env = sim_env(f"http://127.0.0.1:{api_port}", "simproject") | {
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS": "0.5",
+        "MODELARTS_EXPORTER_MAX_RETRIES": "0",
+    }
+    url = f"http://127.0.0.1:{port}"
+    with background(["serve"], env) as process:
+        assert wait_for(f"{url}/healthz", 200), process
+        deadline = time.monotonic() + 10
+        samples = parse_samples(httpx.get(f"{url}/metrics").text)
+        while select(samples, "modelarts_exporter_poll_errors_total", reason="connection") < 2:
+            assert time.monotonic() < deadline, "no failed poll counted"
+            time.sleep(0.1)
+            samples = parse_samples(httpx.get(f"{url}/metrics").text)
+        assert select(samples, "modelarts_exporter_up") == 0
+        assert select(samples, "modelarts_training_job_versions") == 0  # nothing made up
+        assert httpx.get(f"{url}/readyz").status_code == 503
+
+        tenant = Tenant(size=120, seed=3)
+        with SimulatorServer(tenant, port=api_port, tokens=[TOKEN]):
+            assert wait_for(f"{url}/readyz", 200, timeout=10)
+            samples = parse_samples(httpx.get(f"{url}/metrics").text)
+            assert select(samples, "modelarts_exporter_up") == 1
+            assert select(samples, "modelarts_training_job_versions") == len(tenant.records())
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
 
 
 def test_demo_shows_changing_metrics_within_one_poll_interval() -> None:

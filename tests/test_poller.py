@@ -4,8 +4,10 @@ served, ``up`` drops to 0, and the next healthy poll recovers."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
+import anyio
 import pytest
 
 from conftest import TOKEN, Exporter, SimFactory, assert_matches_truth, select, truth
@@ -146,11 +148,16 @@ async def test_poll_deadline_reports_timeout(
 ) -> None:
     sim = simulator(size=500)
     sim.faults.latency_seconds = 0.3
-    exporter = exporter_for(sim, page_size=50, max_concurrency=1, poll_timeout_seconds=0.5)
+    exporter = exporter_for(sim, page_size=50, max_concurrency=4, poll_timeout_seconds=0.5)
+    started = time.monotonic()
     assert not await exporter.poll()
+    assert time.monotonic() - started < 0.7
     state = exporter.target.poller.state
     assert state.last_error_reason is Reason.TIMEOUT
     assert "deadline" in (state.last_error or "")
+    sent = sim.stats.requests
+    await anyio.sleep(0.7)
+    assert sim.stats.requests == sent  # abandoned: nothing of that poll goes on behind it
 
 
 async def test_response_size_cap(simulator: SimFactory, exporter_for: MakeExporter) -> None:
