@@ -3,16 +3,19 @@ computed independently of the exporter's aggregation code."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -27,8 +30,81 @@ from modelarts_exporter.simulator import SimulatorServer, Tenant
 from modelarts_exporter.state import StateStore
 from modelarts_exporter.statuses import status_of
 
-TOKEN = "test-token-0f3c9a7e"  # a secret: asserted never to appear in logs
+# Every secret a test configures comes from here: _secrets_never_leak fails any test after
+# which one of them shows up in a log record, an exception text or a command's output.
+TOKEN = "test-token-0f3c9a7e"
+WRONG_TOKEN = "wrong-token-7d1e5b"
+SECRET_KEY = "SK-TEST-secret-91b2"
+WRONG_SECRET_KEY = "SK-wrong-3f0c"
+SECURITY_TOKEN = "st-security-55aa"
 BASIC_AUTH_PASSWORD = "scrape-password-5c1d"
+TEST_SECRETS = (
+    TOKEN,
+    WRONG_TOKEN,
+    SECRET_KEY,
+    WRONG_SECRET_KEY,
+    SECURITY_TOKEN,
+    BASIC_AUTH_PASSWORD,
+)
+_leaks: list[str] = []
+
+
+def note_output(text: str, where: str) -> None:
+    """Record a leak if ``text`` (something a user could see) holds a test secret."""
+    for secret in TEST_SECRETS:
+        if secret in text:
+            at = text.index(secret)
+            context = text[max(0, at - 60) : at].replace("\n", " ")
+            _leaks.append(f"{where}: ...{context}<{secret[:4]}…>")
+
+
+class _SecretWatch(logging.Handler):
+    """Sees every record that reaches the root logger, before any redaction a handler applies:
+    a secret in a raw record is a leak wherever the logs end up."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "".join(traceback.format_exception(*record.exc_info))
+        note_output(text + (record.exc_text or ""), f"log record of {record.name}")
+
+
+_WATCH = _SecretWatch(logging.DEBUG)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _watch_for_secrets() -> Iterator[None]:
+    """For the whole session: the exporter logs at DEBUG and httpx at INFO (its request lines),
+    every record is checked, and so are exceptions no one handled."""
+    levels = {name: logging.getLogger(name).level for name in ("modelarts_exporter", "httpx")}
+    logging.getLogger("modelarts_exporter").setLevel(logging.DEBUG)
+    logging.getLogger("httpx").setLevel(logging.INFO)
+    logging.getLogger().addHandler(_WATCH)
+    thread_hook, unraisable_hook = threading.excepthook, sys.unraisablehook
+
+    def on_thread_exception(args: threading.ExceptHookArgs) -> None:
+        note_output("".join(traceback.format_exception(args.exc_value)), "thread exception")
+        thread_hook(args)
+
+    def on_unraisable(args: Any) -> None:
+        note_output(repr(args.exc_value), "unraisable exception")
+        unraisable_hook(args)
+
+    threading.excepthook, sys.unraisablehook = on_thread_exception, on_unraisable
+    yield
+    threading.excepthook, sys.unraisablehook = thread_hook, unraisable_hook
+    logging.getLogger().removeHandler(_WATCH)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _secrets_never_leak() -> Iterator[None]:
+    yield
+    assert _WATCH in logging.getLogger().handlers, "the secret watch was removed from the root"
+    leaks, _leaks[:] = list(_leaks), []
+    if leaks:
+        pytest.fail("a test secret leaked:\n" + "\n".join(leaks), pytrace=False)
 
 
 @pytest.fixture
@@ -213,7 +289,8 @@ def assert_snapshot_matches_truth(snapshot: Snapshot, expected: Truth) -> None:
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    """``modelarts-exporter ARGS`` to completion; its output is checked for test secrets."""
+    result = subprocess.run(
         [sys.executable, "-m", "modelarts_exporter", *args],
         capture_output=True,
         text=True,
@@ -221,6 +298,25 @@ def run_cli(
         env={**os.environ, **(env or {})},
         check=False,
     )
+    note_output(result.stdout, f"stdout of {args[0] if args else 'serve'}")
+    note_output(result.stderr, f"stderr of {args[0] if args else 'serve'}")
+    return result
+
+
+class _Recorded:
+    """A text stream that remembers what was read from it."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self.seen: list[str] = []
+
+    def read(self, size: int = -1) -> str:
+        text = self._stream.read(size)
+        self.seen.append(text)
+        return text
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def free_port() -> int:
@@ -239,6 +335,8 @@ def sim_env(url: str, project_id: str) -> dict[str, str]:
 
 @contextmanager
 def background(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """``modelarts-exporter ARGS`` running while the block runs (killed after it); what it
+    wrote to stderr, read by the test or not, is checked for test secrets."""
     process = subprocess.Popen(
         [sys.executable, "-m", "modelarts_exporter", *args],
         env={**os.environ, **env},
@@ -246,12 +344,18 @@ def background(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Pope
         stderr=subprocess.PIPE,
         text=True,
     )
+    stderr = _Recorded(process.stderr) if process.stderr else None
+    process.stderr = stderr  # type: ignore[assignment]
     try:
         yield process
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+        if stderr is not None:
+            stderr.read()
+            note_output("".join(stderr.seen), f"stderr of {args[0]}")
+            stderr.close()
 
 
 def wait_for(url: str, status: int, timeout: float = 20) -> bool:

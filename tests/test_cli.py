@@ -12,7 +12,9 @@ import httpx
 import pytest
 
 from conftest import (
+    SECRET_KEY,
     TOKEN,
+    WRONG_TOKEN,
     SimFactory,
     background,
     free_port,
@@ -48,13 +50,13 @@ def test_once_prints_an_exposition_promtool_accepts(simulator: SimFactory, tmp_p
 
 def test_once_failure_is_one_line_with_the_reason(simulator: SimFactory) -> None:
     sim = simulator(size=10)
-    env = sim_env(sim.url, sim.project_id) | {"MODELARTS_EXPORTER_AUTH_TOKEN": "wrong-token-x1"}
+    env = sim_env(sim.url, sim.project_id) | {"MODELARTS_EXPORTER_AUTH_TOKEN": WRONG_TOKEN}
     result = run_cli("once", env=env)
     assert result.returncode == 1
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("modelarts-exporter: poll failed: auth:")
-    assert "wrong-token-x1" not in result.stderr
+    assert WRONG_TOKEN not in result.stderr
 
 
 def test_once_against_nothing_is_a_connection_error() -> None:
@@ -74,11 +76,11 @@ def test_check_config_masks_secrets_and_reports_problems() -> None:
         "MODELARTS_EXPORTER_ENDPOINT": "https://modelarts.example",
         "MODELARTS_EXPORTER_PROJECT_ID": "p1",
         "MODELARTS_EXPORTER_ACCESS_KEY": "AKVISIBLE",
-        "MODELARTS_EXPORTER_SECRET_KEY": "sk-hidden-123",
+        "MODELARTS_EXPORTER_SECRET_KEY": SECRET_KEY,
     }
     ok = run_cli("check-config", env=env)
     assert ok.returncode == 0, ok.stderr
-    assert "AKVISIBLE" in ok.stdout and "sk-hidden-123" not in ok.stdout
+    assert "AKVISIBLE" in ok.stdout and SECRET_KEY not in ok.stdout
     assert "MODELARTS_EXPORTER_SECRET_KEY" in ok.stdout and "**********" in ok.stdout
 
     bad = run_cli("check-config", "--page-size", "0", "--poll-interval-seconds", "soon", env=env)
@@ -86,7 +88,7 @@ def test_check_config_masks_secrets_and_reports_problems() -> None:
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 2, bad.stderr
     assert all(line.startswith("modelarts-exporter: configuration error: ") for line in lines)
-    assert "Traceback" not in bad.stderr and "sk-hidden-123" not in bad.stderr
+    assert "Traceback" not in bad.stderr and SECRET_KEY not in bad.stderr
 
     missing = run_cli("check-config")
     assert missing.returncode == 2

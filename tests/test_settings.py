@@ -6,9 +6,10 @@ import os
 
 import pytest
 
+from conftest import SECRET_KEY
 from modelarts_exporter.settings import ConfigError, Settings, load, parse_listen_address
 
-SECRET = "s3cr3t-value-never-shown"
+SECRET = SECRET_KEY
 
 
 @pytest.fixture(autouse=True)
