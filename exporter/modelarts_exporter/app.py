@@ -18,8 +18,9 @@ from datetime import datetime
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
-from modelarts_exporter import __version__
+from modelarts_exporter import __version__, logs
 from modelarts_exporter.auth import AkSkAuth, StaticTokenAuth
 from modelarts_exporter.client import ApiClient, RetryPolicy
 from modelarts_exporter.collector import StateCollector
@@ -52,6 +53,11 @@ def _verify(settings: TargetOptions) -> ssl.SSLContext | bool:
     return True
 
 
+def _secret_values(settings: TargetOptions) -> list[str]:
+    values = (getattr(settings, name) for name in type(settings).model_fields)
+    return [value.get_secret_value() for value in values if isinstance(value, SecretStr)]
+
+
 @dataclass
 class Target:
     poller: TargetPoller
@@ -65,6 +71,9 @@ def build_target(
 ) -> Target:
     settings.require_target()
     assert settings.endpoint is not None and settings.project_id is not None
+    # Whatever path a target comes from (flags, a config file, a test), its secrets are masked
+    # in every log line and error text from the start.
+    logs.redact(*_secret_values(settings))
     if _auth(settings) is None:
         log.warning("no credentials configured: requests are sent unauthenticated")
     http = httpx.AsyncClient(

@@ -19,6 +19,7 @@ import anyio
 
 from modelarts_exporter.aggregate import HistogramBuilder, Ledger
 from modelarts_exporter.errors import PollError, Reason
+from modelarts_exporter.logs import scrub
 from modelarts_exporter.metrics import POLL_DURATION_BUCKETS
 from modelarts_exporter.source import JobSource
 from modelarts_exporter.state import StateStore, TargetState
@@ -101,12 +102,15 @@ class TargetPoller:
     def _failed(self, error: PollError, started: float) -> bool:
         elapsed = self._record_duration(started)
         self._errors[error.reason] += 1
+        # The cause can quote the API (an error message echoing a token): masked here, once, for
+        # the log line and for everyone who shows last_error (status page, ``once``).
+        message = scrub(str(error.args[0]))
         log.warning(
             "poll failed target=%s reason=%s seconds=%.3f error=%s",
             self.target,
             error.reason.value,
             elapsed,
-            error.args[0],
+            message,
         )
         self._publish(
             replace(
@@ -114,7 +118,7 @@ class TargetPoller:
                 up=False,
                 last_poll_end=self._clock(),
                 last_poll_seconds=elapsed,
-                last_error=str(error.args[0]),
+                last_error=message,
                 last_error_reason=error.reason,
             )
         )

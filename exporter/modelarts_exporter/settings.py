@@ -109,6 +109,9 @@ class TargetOptions(BaseModel):
         if value is None:
             return None
         parts = urlsplit(value)
+        if parts.username is not None or parts.password is not None:
+            # Not echoed: the URL holds a password. It would show in check-config and logs.
+            raise ValueError("credentials in the URL are not supported; use AUTH_TOKEN or keys")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected an http(s) URL such as https://host, got {value!r}")
         return value.rstrip("/")
@@ -265,4 +268,14 @@ def load(args: list[str] | None = None) -> Settings:
     except ValidationError as error:
         raise ConfigError(describe_errors(error)) from None
     except SettingsError as error:
-        raise ConfigError(str(error)) from None
+        raise ConfigError(_flags_only(str(error))) from None
+
+
+def _flags_only(message: str) -> str:
+    """argparse quotes unrecognized arguments with their values; after a mistyped flag such as
+    ``--auth-tokn`` that value is a secret. Keep the flags."""
+    head, sep, rest = message.partition("unrecognized arguments: ")
+    if not sep:
+        return message
+    flags = [word.split("=", 1)[0] for word in rest.split() if word.startswith("-")]
+    return f"{head}{sep}{' '.join(flags)} (values not shown)"
