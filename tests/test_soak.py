@@ -215,6 +215,7 @@ async def unhandled(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[str]]
     loop.set_exception_handler(previous)
 
 
+@pytest.mark.timeout(60 + SOAK_POLLS // 10)  # ~35 ms a poll here; the suite's 120 s is too short
 async def test_chaos_soak_keeps_truth_or_last_good_snapshot_and_leaks_nothing(
     simulator: SimFactory,
     exporter_for: MakeExporter,
