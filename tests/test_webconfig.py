@@ -298,6 +298,29 @@ def test_a_client_stuck_before_its_handshake_holds_up_no_one(
         assert response.status_code == 200 and time.monotonic() - started < 1.0
 
 
+def test_tls_connections_and_failed_handshakes_leave_no_descriptor_behind(
+    pki: Pki, serve_protected: Serve
+) -> None:
+    url = serve_protected({"tls_server_config": TLS, "basic_auth_users": {USER: HASH}})
+    plain = url.replace("https://", "http://")
+
+    def scrape_and_fail(times: int) -> None:
+        for _ in range(times):
+            with httpx.Client(verify=pki.client_context()) as http:
+                assert http.get(f"{url}/metrics", auth=(USER, PASSWORD)).status_code == 200
+            with pytest.raises(httpx.TransportError):
+                httpx.get(f"{plain}/metrics", timeout=5)
+
+    scrape_and_fail(5)  # warm-up: whatever is opened once (certificate stores…)
+    time.sleep(0.2)
+    before = len(list(Path("/proc/self/fd").iterdir()))
+    scrape_and_fail(20)
+    deadline = time.monotonic() + 5
+    while len(list(Path("/proc/self/fd").iterdir())) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(list(Path("/proc/self/fd").iterdir())) <= before
+
+
 # --- a real Prometheus ---------------------------------------------------------------------------
 
 
