@@ -180,11 +180,13 @@ def evolve(sim: SimulatorServer, rng: random.Random, records: list[dict[str, obj
     and now and then a version is deleted, forced into a status, or added with odd fields."""
     tenant = sim.tenant
     tenant.advance(rng.uniform(0, 60))
-    if len(records) > 320 and rng.random() < 0.5:
-        tenant.delete_version(int(rng.choice(records)["version_id"]))  # type: ignore[call-overload]
+    ids = [int(record["version_id"]) for record in records]  # type: ignore[call-overload]
+    if len(ids) > 320 and rng.random() < 0.5:
+        deleted = rng.choice(ids)
+        tenant.delete_version(deleted)
+        ids.remove(deleted)
     if rng.random() < 0.1:
-        victim = int(rng.choice(records)["version_id"])  # type: ignore[call-overload]
-        tenant.set_status(victim, rng.choice([7, 8, 9, 10, 11, 13, 42]))
+        tenant.set_status(rng.choice(ids), rng.choice([7, 8, 9, 10, 11, 13, 42]))
     if rng.random() < 0.02:
         tenant.add_version(
             status=rng.choice([0, 8, 22, 99]),
