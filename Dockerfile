@@ -8,10 +8,13 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY requirements.lock pyproject.toml README.md ./
 COPY exporter/ exporter/
-# One wheel for the project (hatchling, in an isolated build env) plus one per runtime dependency.
-RUN pip wheel --wheel-dir /wheels .
+# The runtime dependencies exactly as locked, every file checked against the lock's hashes (a
+# dependency missing from the lock fails here), then the project's own wheel without dependencies.
+RUN pip download --require-hashes --only-binary=:all: --dest /wheels -r requirements.lock \
+    && pip wheel --no-deps --wheel-dir /wheels . \
+    && cp requirements.lock /wheels/
 
 FROM ${PYTHON_IMAGE}
 ARG VERSION=0.1.0
@@ -27,10 +30,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 # Install from the build stage's wheels only (--no-index): no source tree, compilers or network here.
+# The lock with its hashes first, then the exporter's wheel with --no-deps: nothing unlocked gets in.
 # Byte-code is compiled now, at install time, so the read-only container never needs to write it.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m venv --without-pip /opt/venv \
-    && python -m pip --python /opt/venv/bin/python install --no-index --find-links=/wheels modelarts-exporter \
+    && python -m pip --python /opt/venv/bin/python install --no-index --find-links=/wheels --require-hashes -r /wheels/requirements.lock \
+    && python -m pip --python /opt/venv/bin/python install --no-index --no-deps /wheels/modelarts_exporter-*.whl \
     && /opt/venv/bin/modelarts-exporter --help >/dev/null
 # Only after the install: with the venv first on PATH, the `python -m pip` above would run the
 # venv's python, which has no pip.

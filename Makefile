@@ -15,11 +15,13 @@ help:
 	@echo "make image-test - build the container image with buildah and run it (slow, opt-in)"
 
 # python3-venv is a separate package on Debian; install it only when venv cannot work.
-$(STAMP): pyproject.toml
+# The runtime dependencies come from requirements.lock, as in the image, so tests run what ships.
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; }
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@
 

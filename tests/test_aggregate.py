@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import replace
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
-from modelarts_exporter.aggregate import DURATION_BUCKETS, Ledger, run_seconds
-from modelarts_exporter.models import Version
+from conftest import hostile_pages
+from modelarts_exporter.aggregate import DURATION_BUCKETS, Ledger, Snapshot, run_seconds
+from modelarts_exporter.collector import StateCollector
+from modelarts_exporter.errors import PollError, Reason
+from modelarts_exporter.models import Version, parse_page
+from modelarts_exporter.state import TargetState
 from modelarts_exporter.statuses import KNOWN, Phase, status_of
 
 NOW = 1_800_000_000.0
@@ -150,3 +158,51 @@ def test_gauges_match_an_independent_count(versions: list[Version]) -> None:
     for phase in Phase:
         expected = sum(1 for v in versions if status_of(v.status).phase is phase)
         assert snap.phase_totals()[phase] == expected
+
+
+def _check_snapshot(snap: Snapshot, versions: int) -> None:
+    """What any snapshot must be, whatever the API sent: counts that add up, no negative or
+    non-finite number, cumulative histograms."""
+    assert snap.version_count == versions == sum(snap.by_status.values())
+    assert sum(u.versions for u in snap.by_pool.values()) == versions
+    for usage in snap.by_pool.values():
+        assert min(usage.versions, usage.gpus, usage.npus) >= 0
+    numbers = [
+        *snap.oldest_seconds.values(),
+        *snap.gpu_seconds.values(),
+        *snap.npu_seconds.values(),
+        *(h.total for h in (*snap.durations.values(), *snap.queue.values())),
+    ]
+    assert all(math.isfinite(x) and x >= 0 for x in numbers)
+    for histogram in (*snap.durations.values(), *snap.queue.values()):
+        assert list(histogram.buckets) == sorted(histogram.buckets)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pages=st.lists(hostile_pages, min_size=1, max_size=3))
+def test_hostile_pages_end_as_a_valid_snapshot_or_invalid_response(
+    pages: list[dict[str, object]],
+) -> None:
+    """Parser and aggregator together, over successive polls: every page ends as an error with
+    a bounded reason or as a snapshot that the collector renders and Prometheus' parser reads
+    back, label values (quotes, newlines, any Unicode) intact."""
+    ledger = Ledger()
+    for number, page in enumerate(pages):
+        try:
+            parsed = parse_page(json.dumps(page).encode())
+        except PollError as error:
+            assert error.reason in (Reason.INVALID_RESPONSE, Reason.API_ERROR)
+            assert "\n" not in str(error)
+            continue
+        assert parsed.versions is not None and parsed.total_count is not None
+        unique = {v.version_id: v for v in parsed.versions}
+        snap = ledger.update(list(unique.values()), parsed.total_count, NOW + 60 * number)
+        _check_snapshot(snap, len(unique))
+        state = TargetState(target="t", project_id="p", snapshot=snap, up=True, last_success=NOW)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(StateCollector(lambda state=state: [state], "1.0"))
+        exposition = generate_latest(registry).decode()
+        samples = [s for f in text_string_to_metric_families(exposition) for s in f.samples]
+        assert all(math.isfinite(s.value) and s.value >= 0 for s in samples)
+        pools = {s.labels["pool_id"] for s in samples if s.name == "modelarts_training_job_gpus"}
+        assert pools == {v.pool_id or "public" for v in unique.values()}

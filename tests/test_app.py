@@ -14,12 +14,22 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import TOKEN, Exporter, SimFactory, assert_matches_truth, parse_samples, select, truth
+from conftest import (
+    TOKEN,
+    Exporter,
+    SimFactory,
+    assert_matches_truth,
+    background,
+    free_port,
+    parse_samples,
+    select,
+    truth,
+    wait_for,
+)
 from modelarts_exporter import client as client_module
 from modelarts_exporter.app import Exporter as Runtime
 from modelarts_exporter.settings import Settings
 from modelarts_exporter.simulator import FaultKind, FaultRule, SimulatorServer
-from test_cli import _background, _wait_for, free_port
 
 pytestmark = pytest.mark.anyio
 MakeExporter = Callable[..., Exporter]
@@ -117,8 +127,8 @@ def test_sighup_reload_adds_and_removes_targets_and_keeps_the_others(
         "MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS": "30",
     }
     metrics = f"http://127.0.0.1:{port}/metrics"
-    with _background(["serve"], env) as process:
-        assert _wait_for(f"http://127.0.0.1:{port}/readyz", 200)
+    with background(["serve"], env) as process:
+        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200)
         before = parse_samples(httpx.get(metrics).text)
         first_success = select(
             before, "modelarts_exporter_last_success_timestamp_seconds", project_id="first"

@@ -2,49 +2,31 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
-from conftest import TOKEN, SimFactory, parse_samples, select
+from conftest import (
+    SECRET_KEY,
+    TOKEN,
+    WRONG_TOKEN,
+    SimFactory,
+    background,
+    free_port,
+    parse_samples,
+    run_cli,
+    select,
+    sim_env,
+    wait_for,
+)
+from modelarts_exporter.simulator import SimulatorServer, Tenant
 
 PROMTOOL = shutil.which("promtool")
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelarts_exporter", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def sim_env(url: str, project_id: str) -> dict[str, str]:
-    return {
-        "MODELARTS_EXPORTER_ENDPOINT": url,
-        "MODELARTS_EXPORTER_PROJECT_ID": project_id,
-        "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
-    }
 
 
 def test_once_prints_an_exposition_promtool_accepts(simulator: SimFactory, tmp_path: Path) -> None:
@@ -68,14 +50,14 @@ def test_once_prints_an_exposition_promtool_accepts(simulator: SimFactory, tmp_p
 
 def test_once_failure_is_one_line_with_the_reason(simulator: SimFactory) -> None:
     sim = simulator(size=10)
-    env = sim_env(sim.url, sim.project_id) | {"MODELARTS_EXPORTER_AUTH_TOKEN": "wrong-token-x1"}
+    env = sim_env(sim.url, sim.project_id) | {"MODELARTS_EXPORTER_AUTH_TOKEN": WRONG_TOKEN}
     result = run_cli("once", env=env)
     assert result.returncode == 1
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"modelarts-exporter: poll failed: {sim.project_id}: auth: HTTP 401")
-    assert "wrong-token-x1" not in result.stderr
+    assert WRONG_TOKEN not in result.stderr
 
 
 def test_once_against_nothing_is_a_connection_error() -> None:
@@ -95,11 +77,11 @@ def test_check_config_masks_secrets_and_reports_problems() -> None:
         "MODELARTS_EXPORTER_ENDPOINT": "https://modelarts.example",
         "MODELARTS_EXPORTER_PROJECT_ID": "p1",
         "MODELARTS_EXPORTER_ACCESS_KEY": "AKVISIBLE",
-        "MODELARTS_EXPORTER_SECRET_KEY": "sk-hidden-123",
+        "MODELARTS_EXPORTER_SECRET_KEY": SECRET_KEY,
     }
     ok = run_cli("check-config", env=env)
     assert ok.returncode == 0, ok.stderr
-    assert "AKVISIBLE" in ok.stdout and "sk-hidden-123" not in ok.stdout
+    assert "AKVISIBLE" in ok.stdout and SECRET_KEY not in ok.stdout
     assert "MODELARTS_EXPORTER_SECRET_KEY" in ok.stdout and "**********" in ok.stdout
 
     bad = run_cli("check-config", "--page-size", "0", "--poll-interval-seconds", "soon", env=env)
@@ -107,46 +89,87 @@ def test_check_config_masks_secrets_and_reports_problems() -> None:
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 2, bad.stderr
     assert all(line.startswith("modelarts-exporter: configuration error: ") for line in lines)
-    assert "Traceback" not in bad.stderr and "sk-hidden-123" not in bad.stderr
+    assert "Traceback" not in bad.stderr and SECRET_KEY not in bad.stderr
 
     missing = run_cli("check-config")
     assert missing.returncode == 2
     assert "MODELARTS_EXPORTER_ENDPOINT (--endpoint) is required" in missing.stderr
 
 
-def test_serve_answers_and_stops_on_sigterm_within_five_seconds(simulator: SimFactory) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_answers_and_stops_mid_poll_within_five_seconds(
+    simulator: SimFactory, sig: signal.Signals
+) -> None:
     sim = simulator(size=400)
     port = free_port()
     env = sim_env(sim.url, sim.project_id) | {
         "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
         "MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS": "0.5",
+        "MODELARTS_EXPORTER_POLL_TIMEOUT_SECONDS": "60",  # only the signal can end the stuck poll
         "MODELARTS_EXPORTER_LOG_FORMAT": "json",
     }
-    with _background(["serve"], env) as process:
-        ready = _wait_for(f"http://127.0.0.1:{port}/readyz", 200)
+    with background(["serve"], env) as process:
+        ready = wait_for(f"http://127.0.0.1:{port}/readyz", 200)
         assert ready
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         assert select(parse_samples(metrics), "modelarts_exporter_up") == 1
-        # A first poll at start (a probe and 4 pages), then one every interval (4 pages each).
+        sim.faults.latency_seconds = 30  # every request from now on is stuck
+        # Wait until a request of a poll is really in flight: received, not answered.
         deadline = time.monotonic() + 10
-        while sim.stats.requests < 5 + 4 + 4 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert sim.stats.requests >= 13
-        sim.faults.latency_seconds = 5  # a poll is now in flight and stuck
-        time.sleep(0.8)
+        while time.monotonic() < deadline:
+            stats = sim.stats
+            if stats.requests > sum(stats.by_status.values()):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("no poll got stuck")
         started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(sig)
         code = process.wait(timeout=10)
         assert time.monotonic() - started < 5
         assert code == 0
         stderr = process.stderr.read() if process.stderr else ""
+    assert "poll cancelled target=" in stderr  # it was mid-poll
     assert '"level": "info"' in stderr and "Traceback" not in stderr
     assert TOKEN not in stderr
 
 
+def test_serve_starts_with_the_api_down_and_becomes_ready_when_it_comes_up() -> None:
+    """Nothing listens where the API should be: the exporter still serves (/healthz 200,
+    /metrics with up 0 and the connection errors counted, /readyz 503), and turns ready after
+    the first poll that reaches the API once it is there."""
+    port, api_port = free_port(), free_port()
+    env = sim_env(f"http://127.0.0.1:{api_port}", "simproject") | {
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS": "0.5",
+        "MODELARTS_EXPORTER_MAX_RETRIES": "0",
+    }
+    url = f"http://127.0.0.1:{port}"
+    with background(["serve"], env) as process:
+        assert wait_for(f"{url}/healthz", 200), process
+        deadline = time.monotonic() + 10
+        samples = parse_samples(httpx.get(f"{url}/metrics").text)
+        while select(samples, "modelarts_exporter_poll_errors_total", reason="connection") < 2:
+            assert time.monotonic() < deadline, "no failed poll counted"
+            time.sleep(0.1)
+            samples = parse_samples(httpx.get(f"{url}/metrics").text)
+        assert select(samples, "modelarts_exporter_up") == 0
+        assert select(samples, "modelarts_training_job_versions") == 0  # nothing made up
+        assert httpx.get(f"{url}/readyz").status_code == 503
+
+        tenant = Tenant(size=120, seed=3)
+        with SimulatorServer(tenant, port=api_port, tokens=[TOKEN]):
+            assert wait_for(f"{url}/readyz", 200, timeout=10)
+            samples = parse_samples(httpx.get(f"{url}/metrics").text)
+            assert select(samples, "modelarts_exporter_up") == 1
+            assert select(samples, "modelarts_training_job_versions") == len(tenant.records())
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+
+
 def test_demo_shows_changing_metrics_within_one_poll_interval() -> None:
     port = free_port()
-    with _background(
+    with background(
         [
             "demo",
             "--listen-address",
@@ -158,7 +181,7 @@ def test_demo_shows_changing_metrics_within_one_poll_interval() -> None:
         ],
         {},
     ) as process:
-        assert _wait_for(f"http://127.0.0.1:{port}/readyz", 200), process
+        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200), process
         first = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         time.sleep(1.5)
         second = httpx.get(f"http://127.0.0.1:{port}/metrics").text
@@ -172,32 +195,3 @@ def test_demo_shows_changing_metrics_within_one_poll_interval() -> None:
         assert changed, "the demo tenant should evolve between polls"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
-
-
-@contextmanager
-def _background(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "modelarts_exporter", *args],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _wait_for(url: str, status: int, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == status:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    return False

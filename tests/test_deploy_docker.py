@@ -66,7 +66,10 @@ def test_final_stage_installs_only_the_wheel() -> None:
     assert final.all("COPY") == [] and final.all("ADD") == [], "nothing from the build context"
     (install,) = final.all("RUN")
     assert f"--mount=type=bind,from={build.name},source=/wheels,target=/wheels" in install
-    assert "--no-index --find-links=/wheels modelarts-exporter" in install
+    assert (
+        "--no-index --find-links=/wheels --require-hashes -r /wheels/requirements.lock" in install
+    )
+    assert "--no-index --no-deps /wheels/modelarts_exporter-*.whl" in install
     assert not re.search(r"apt-get|pip install (-e )?\.|/src", install)
 
 
@@ -103,6 +106,7 @@ def test_dockerignore_sends_only_what_builds_the_wheel() -> None:
     assert lines[0] == "*"
     assert {line for line in lines if line.startswith("!")} == {
         "!pyproject.toml",
+        "!requirements.lock",
         "!README.md",
         "!exporter/",
     }

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import json_values
 from modelarts_exporter.errors import PollError, Reason
 from modelarts_exporter.models import parse_error_body, parse_page
 from modelarts_exporter.simulator.faults import SAMPLE_BODY
@@ -78,6 +80,33 @@ def test_wrong_shapes_are_invalid_response(body: bytes, needle: str) -> None:
     assert needle in str(caught.value)
 
 
+HOSTILE_BODIES = {
+    "deep nesting": b'{"versions":' + b"[" * 100_000 + b"]" * 100_000 + b',"total_count":0}',
+    "deep objects": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    "NaN": b'{"versions":[],"total_count":NaN}',
+    "Infinity": b'{"versions":[],"total_count":1e400}',
+    "5000-digit number": b'{"versions":[],"total_count":' + b"9" * 5000 + b"}",
+    "10 MB string": _body(versions=[{**SAMPLE_RECORD, "pool_id": "x" * 10_000_000}]),
+    "invalid UTF-8": _body(versions=[{**SAMPLE_RECORD, "pool_id": "P"}]).replace(b'"P"', b'"\xff"'),
+    "lone surrogate": _body(versions=[{**SAMPLE_RECORD, "pool_id": "P"}]).replace(
+        b'"P"', b'"\\ud800"'
+    ),
+    "byte order mark": b"\xef\xbb\xbf" + _body(),
+    "trailing garbage": _body() + b" <html>",
+    "NUL after the body": _body() + b"\x00",
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+def test_hostile_bodies_are_invalid_response_quickly(body: bytes) -> None:
+    started = time.monotonic()
+    with pytest.raises(PollError) as caught:
+        parse_page(body)
+    assert caught.value.reason is Reason.INVALID_RESPONSE
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
+    assert time.monotonic() - started < 1.0
+
+
 @pytest.mark.parametrize("field", ["error_message", "error_msg"])
 def test_is_success_false_is_api_error_with_either_message_field(field: str) -> None:
     body = json.dumps({"is_success": False, "error_code": "ModelArts.0105", field: "bad\nthing"})
@@ -93,13 +122,6 @@ def test_error_body_is_read_from_either_field_and_html_is_none() -> None:
     assert parse_error_body(b"<html>bad gateway</html>") is None
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=30,
-)
 record_like = st.fixed_dictionaries(
     {},
     optional={

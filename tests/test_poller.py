@@ -4,11 +4,24 @@ served, ``up`` drops to 0, and the next healthy poll recovers."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
+import anyio
 import pytest
 
-from conftest import TOKEN, Exporter, SimFactory, assert_matches_truth, select, truth
+from conftest import (
+    SECRET_KEY,
+    SECURITY_TOKEN,
+    TOKEN,
+    WRONG_SECRET_KEY,
+    WRONG_TOKEN,
+    Exporter,
+    SimFactory,
+    assert_matches_truth,
+    select,
+    truth,
+)
 from modelarts_exporter.errors import Reason
 from modelarts_exporter.simulator import FaultKind, FaultRule
 
@@ -104,7 +117,7 @@ async def test_bad_token_is_auth_and_never_logged(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     sim = simulator(size=10)
-    wrong = "wrong-token-7d1e5b"
+    wrong = WRONG_TOKEN
     exporter = exporter_for(sim, auth_token=wrong)
     assert not await exporter.poll()
     state = exporter.target.poller.state
@@ -117,11 +130,11 @@ async def test_bad_token_is_auth_and_never_logged(
 async def test_aksk_credentials_are_accepted_and_a_wrong_secret_is_auth(
     simulator: SimFactory, exporter_for: MakeExporter
 ) -> None:
-    sim = simulator(size=150, tokens=None, credentials={"AK-TEST": "SK-TEST-secret"})
-    good = exporter_for(sim, auth_token=None, access_key="AK-TEST", secret_key="SK-TEST-secret")
+    sim = simulator(size=150, tokens=None, credentials={"AK-TEST": SECRET_KEY})
+    good = exporter_for(sim, auth_token=None, access_key="AK-TEST", secret_key=SECRET_KEY)
     assert await good.poll()
     assert_matches_truth(good.samples(), truth(sim.tenant.records_in("0")))
-    bad = exporter_for(sim, auth_token=None, access_key="AK-TEST", secret_key="SK-wrong")
+    bad = exporter_for(sim, auth_token=None, access_key="AK-TEST", secret_key=WRONG_SECRET_KEY)
     assert not await bad.poll()
     assert bad.target.poller.state.last_error_reason is Reason.AUTH
     assert "APIG.0303" in (bad.target.poller.state.last_error or "")
@@ -133,11 +146,11 @@ async def test_temporary_credentials_sign_the_security_token(
     sim = simulator(
         size=30,
         tokens=None,
-        credentials={"AK-TMP": "SK-TMP"},
-        security_tokens={"AK-TMP": "st-123456"},
+        credentials={"AK-TMP": SECRET_KEY},
+        security_tokens={"AK-TMP": SECURITY_TOKEN},
     )
-    settings = {"auth_token": None, "access_key": "AK-TMP", "secret_key": "SK-TMP"}
-    assert await exporter_for(sim, security_token="st-123456", **settings).poll()
+    settings = {"auth_token": None, "access_key": "AK-TMP", "secret_key": SECRET_KEY}
+    assert await exporter_for(sim, security_token=SECURITY_TOKEN, **settings).poll()
     assert not await exporter_for(sim, **settings).poll()
 
 
@@ -146,11 +159,16 @@ async def test_poll_deadline_reports_timeout(
 ) -> None:
     sim = simulator(size=500)
     sim.faults.latency_seconds = 0.3
-    exporter = exporter_for(sim, page_size=50, max_concurrency=1, poll_timeout_seconds=0.5)
+    exporter = exporter_for(sim, page_size=50, max_concurrency=4, poll_timeout_seconds=0.5)
+    started = time.monotonic()
     assert not await exporter.poll()
+    assert time.monotonic() - started < 0.7
     state = exporter.target.poller.state
     assert state.last_error_reason is Reason.TIMEOUT
     assert "deadline" in (state.last_error or "")
+    sent = sim.stats.requests
+    await anyio.sleep(0.7)
+    assert sim.stats.requests == sent  # abandoned: nothing of that poll goes on behind it
 
 
 async def test_response_size_cap(simulator: SimFactory, exporter_for: MakeExporter) -> None:

@@ -6,10 +6,11 @@ import os
 
 import pytest
 
+from conftest import SECRET_KEY
 from modelarts_exporter.settings import ConfigError, Settings, load, parse_listen_address
 from modelarts_exporter.targets import resolve
 
-SECRET = "s3cr3t-value-never-shown"
+SECRET = SECRET_KEY
 
 
 @pytest.fixture(autouse=True)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import random
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import anyio
 import pytest
 
 from conftest import Exporter, SimFactory, assert_matches_truth, select, truth
 from modelarts_exporter.errors import PollError, Reason
+from modelarts_exporter.models import Page, Version
 from modelarts_exporter.simulator import FaultKind, FaultRule
-from modelarts_exporter.v1 import V1Source
+from modelarts_exporter.v1 import ListingOptions, V1Source
 
 pytestmark = pytest.mark.anyio
 MakeExporter = Callable[..., Exporter]
@@ -133,3 +137,108 @@ async def test_hostile_total_count_does_not_schedule_endless_pages(
         await source.list_versions(exporter.target.poller._ledger.builder())
     assert caught.value.reason is Reason.INVALID_RESPONSE
     assert sim.stats.requests < 40  # three passes of a few pages, not 2**50 / 50
+
+
+async def test_a_failed_page_stops_the_other_workers(
+    simulator: SimFactory, exporter_for: MakeExporter
+) -> None:
+    sim = simulator(size=2000)
+    sim.faults.latency_seconds = 0.02
+    sim.faults.add(FaultRule(FaultKind.SERVER_ERROR, times=1, when=lambda r: r.offset == 200))
+    exporter = exporter_for(sim, pagination="offset", page_size=50, max_concurrency=4)
+    assert not await exporter.poll()
+    assert exporter.target.poller.state.last_error_reason is Reason.SERVER_ERROR
+    sent = sim.stats.requests
+    await anyio.sleep(0.5)
+    assert sim.stats.requests == sent  # no worker kept paging behind the failed poll
+
+
+async def test_cancelled_pages_give_their_connection_back(
+    simulator: SimFactory, exporter_for: MakeExporter
+) -> None:
+    """Pages cancelled mid-request (a sibling page failed, the poll's deadline passed) must hand
+    their connection back: two lost ones would leave this exporter waiting for a free connection
+    in every later poll, reported as time-outs for ever."""
+    sim = simulator(size=300)
+    exporter = exporter_for(
+        sim, page_size=40, max_concurrency=2, request_timeout_seconds=0.5, max_retries=0
+    )
+    poller = exporter.target.poller
+    sim.faults.add(FaultRule(FaultKind.API_ERROR, probability=0.15))
+    sim.faults.add(FaultRule(FaultKind.TRUNCATED, probability=0.1))
+    sim.faults.latency_seconds = 0.005
+    rng = random.Random(3)
+    reasons: set[Reason | None] = set()
+    for number in range(60):
+        poller._timeout = rng.uniform(0.01, 0.06) if number % 2 else 30.0
+        await exporter.poll()
+        reasons.add(poller.state.last_error_reason)
+        assert "no complete answer" not in (poller.state.last_error or ""), number
+    assert {Reason.API_ERROR, Reason.CONNECTION, Reason.TIMEOUT} <= reasons
+    sim.faults.clear()
+    poller._timeout = 30.0
+    assert await exporter.poll()
+
+
+class _ScriptedClient:
+    """A listing that gains a version while page 1 of the first pass is being answered. Page 2
+    of that pass was answered just before, without the new version, but arrives after page 1
+    (its connection was slower): the order concurrent pages can really take."""
+
+    def __init__(self) -> None:
+        self.ids = list(range(120))
+        self.page_one_done = asyncio.Event()
+        self.requests = 0
+
+    def _answer(self, offset: int, limit: int) -> Page:
+        versions = tuple(
+            Version(version_id=i, status=10) for i in self.ids[offset : offset + limit]
+        )
+        return Page(is_success=True, total_count=len(self.ids), versions=versions)
+
+    async def get_page(self, path: str, params: Mapping[str, str]) -> Page:
+        self.requests += 1
+        offset, limit = int(params["offset"]), int(params["limit"])
+        first_pass = self.requests <= 3
+        if first_pass and offset == 50:
+            await asyncio.sleep(0)  # page 2 is answered meanwhile
+            self.ids.append(120)
+            page = self._answer(offset, limit)
+            self.page_one_done.set()
+            return page
+        page = self._answer(offset, limit)
+        if first_pass and offset == 100:
+            await self.page_one_done.wait()
+        return page
+
+
+class _RecordingSink:
+    """The listing as the source hands it over: the versions of the final pass, the totals."""
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+        self.reported: list[int] = []
+
+    def start_pass(self, workspace: int) -> None:
+        self.ids = set()
+
+    def add_page(self, versions: Sequence[Version]) -> None:
+        self.ids.update(v.version_id for v in versions)
+
+    @property
+    def pass_count(self) -> int:
+        return len(self.ids)
+
+    def finish_workspace(self, reported_total: int) -> None:
+        self.reported.append(reported_total)
+
+
+async def test_a_pass_whose_pages_disagree_on_the_total_is_read_again() -> None:
+    client = _ScriptedClient()
+    options = ListingOptions(page_size=50, pagination="offset", max_concurrency=2)
+    source = V1Source(client, "p", options)  # type: ignore[arg-type]
+    sink = _RecordingSink()
+    await source.list_versions(sink)
+    assert sorted(sink.ids) == list(range(121))
+    assert sink.reported == [121]
+    assert client.requests == 6  # the first pass could not be trusted, the second could

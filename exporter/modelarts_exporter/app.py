@@ -31,6 +31,8 @@ from modelarts_exporter.settings import ConfigError, Settings, TargetOptions, Ta
 from modelarts_exporter.state import StateStore
 from modelarts_exporter.targets import resolve
 from modelarts_exporter.v1 import V1Source
+from modelarts_exporter.webconfig import WebConfig, WebConfigError, protect
+from modelarts_exporter.webconfig import load as load_web_config
 
 log = logging.getLogger(__name__)
 USER_AGENT = f"modelarts-exporter/{__version__}"
@@ -94,6 +96,9 @@ def build_target(
 ) -> Target:
     settings.require_target()
     assert settings.modelarts_url is not None
+    # Whatever path a target comes from (flags, a config file, a test), its secrets are masked
+    # in every log line and error text from the start.
+    logs.redact(*settings.secrets())
     auth = _auth(settings, transport)
     http = httpx.AsyncClient(
         base_url=settings.modelarts_url,
@@ -160,6 +165,12 @@ class Exporter:
             ready_intervals=settings.ready_intervals,
             version=__version__,
         )
+        self.web = WebConfig()
+        if settings.web_config_file is not None:
+            try:
+                self.web = load_web_config(settings.web_config_file)
+            except WebConfigError as error:  # changed since the settings were checked
+                raise ConfigError(f"MODELARTS_EXPORTER_WEB_CONFIG_FILE: {error}") from None
         self._initial = resolve(settings)
         self._targets: dict[str, tuple[TargetSettings, Target]] = {}
         self._in_flight: dict[str, asyncio.Task[Any]] = {}
@@ -185,7 +196,6 @@ class Exporter:
             self._in_flight.pop(poller.target, None)
 
     def _add(self, settings: TargetSettings) -> None:
-        logs.redact(*settings.secrets())
         target = build_target(settings, self.store)
         self._targets[settings.name] = (settings, target)
         self._scheduler.add_job(
@@ -244,18 +254,19 @@ class Exporter:
 
     async def run(self) -> None:
         host, port = self.settings.listen
-        server = HttpServer(self.app, host, port)
+        server = HttpServer(protect(self.app, self.web), host, port, tls=self.web.tls)
         server.start()
         for settings in self._initial:
             self._add(settings)
         log.info(
-            "serving address=%s:%d version=%s targets=%d shard=%d/%d",
+            "serving address=%s:%d version=%s targets=%d shard=%d/%d %s",
             host,
             server.port,
             __version__,
             len(self._targets),
             self.settings.shard,
             self.settings.total_shards,
+            self.web.describe(),
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -7,6 +7,11 @@ jitter, honouring ``Retry-After``; nothing else is, because a bad request or a b
 not get better by asking again. Every request is bounded twice: per read by the httpx timeout and
 overall by a deadline, and its body by a size cap — a gateway that streams forever cannot hold a
 poll hostage.
+
+Deadlines here and above (the poll's, the paging workers') cancel with anyio, never with asyncio:
+httpcore hands a connection back to its pool in a step shielded from anyio's cancellation only, so
+an asyncio cancellation landing there keeps the pool slot taken for good, and after
+``MAX_CONCURRENCY`` of those every request waits for a connection in vain.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
 
+import anyio
 import httpx
 
 from modelarts_exporter.errors import PollError, Reason
@@ -70,7 +76,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²": a digit to isdigit(), not to float()
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -148,7 +154,7 @@ class ApiClient:
 
     async def _get_once(self, path: str, params: Mapping[str, str]) -> Page:
         try:
-            async with asyncio.timeout(self._deadline):
+            with anyio.fail_after(self._deadline):
                 status, headers, body = await self._fetch(path, params)
         except (TimeoutError, httpx.TimeoutException):
             self._on_response(NO_RESPONSE)

@@ -24,14 +24,16 @@ out of a terminal status). Observations then follow from the same flags as in a 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from itertools import compress
+from typing import TypeVar
+
+import anyio
 
 from modelarts_exporter.inventory import (
     FINISHED,
@@ -100,10 +102,8 @@ class IncrementalLister:
         statuses: set[tuple[int, int]] = set()
         for vid, version in listed.active.items():
             statuses.add((inventory.workspace[inventory.find(vid)], version.status))
-        await asyncio.gather(
-            *(self._read_status(workspaces[w], code, fresh) for w, code in sorted(statuses))
-        )
-        await asyncio.gather(*(self._read_top(ws, inventory, fresh) for ws in workspaces))
+        await _all(*(self._read_status(workspaces[w], code, fresh) for w, code in sorted(statuses)))
+        await _all(*(self._read_top(ws, inventory, fresh) for ws in workspaces))
         vanished = [vid for vid in listed.active if vid not in fresh]
         await self._find_vanished(vanished, listed, workspaces, fresh)
         return self._apply(listed, workspaces, fresh)
@@ -125,7 +125,7 @@ class IncrementalLister:
     ) -> None:
         size = self._source.options.page_size
         first = await self._source.page(ws.name, 0, status=code)
-        rest = await asyncio.gather(
+        rest = await _all(
             *(
                 self._source.page(ws.name, index, status=code)
                 for index in range(1, -(-(first.total_count or 0) // size))
@@ -144,7 +144,7 @@ class IncrementalLister:
         if ws.new < 0:
             raise GiveUpError(f"{-ws.new} versions deleted")
         last = ws.new // size  # the page holding rank ``new``: the first held version
-        await asyncio.gather(*(self._get(ws, index) for index in range(1, last + 1)))
+        await _all(*(self._get(ws, index) for index in range(1, last + 1)))
         ranked = [v for index in range(last + 1) for v in ws.fetched[index].versions or ()]
         top = ranked[: ws.new + 1]
         unknown = [rank for rank, v in enumerate(top) if inventory.find(v.version_id) < 0]
@@ -188,7 +188,7 @@ class IncrementalLister:
         full = sum(-(-ws.total // size) for ws in workspaces)
         if reads > MAX_SHARE * full:
             raise GiveUpError(f"{reads} pages needed, a full listing takes {full}")
-        pages = await asyncio.gather(*(self._get(workspaces[w], i) for w, i in sorted(wanted)))
+        pages = await _all(*(self._get(workspaces[w], i) for w, i in sorted(wanted)))
         for (w, _), page in zip(sorted(wanted), pages, strict=True):
             _collect(page, w, fresh)
         if any(vid not in fresh for vid in missing):
@@ -239,3 +239,28 @@ class IncrementalLister:
 def _collect(page: Page, workspace: int, fresh: dict[int, tuple[int, Version]]) -> None:
     for version in page.versions or ():
         fresh.setdefault(version.version_id, (workspace, version))
+
+
+T = TypeVar("T")
+
+
+async def _all(*awaitables: Awaitable[T]) -> list[T]:
+    """Await concurrently, results in order. An anyio task group rather than ``gather``: when one
+    read fails the others are cancelled and awaited, and a deadline cancels them the way httpcore
+    expects (see client.py), so no pooled connection is lost."""
+    results: list[T | None] = [None] * len(awaitables)
+
+    async def run(index: int, awaitable: Awaitable[T]) -> None:
+        results[index] = await awaitable
+
+    try:
+        async with anyio.create_task_group() as group:
+            for index, awaitable in enumerate(awaitables):
+                group.start_soon(run, index, awaitable)
+    except ExceptionGroup as failed:
+        # Callers handle one cause: the poll's error or a reason to list in full.
+        first = failed.exceptions[0]
+        while isinstance(first, ExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    return results  # type: ignore[return-value]

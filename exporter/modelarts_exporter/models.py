@@ -30,7 +30,7 @@ class Version:
     Times are epoch milliseconds as the API sends them; ``0`` and ``None`` both mean "not yet".
     """
 
-    version_id: Annotated[int, Field(ge=0, le=2**63)]
+    version_id: Annotated[int, Field(ge=0, le=2**63 - 1)]  # a signed 64-bit id: kept as such
     status: Annotated[int, Field(ge=0, le=255)]
     create_time: _Millis | None = None
     start_time: _Millis | None = None

@@ -12,7 +12,6 @@ instead of polls piling up.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -20,10 +19,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from types import MappingProxyType
 
+import anyio
+
 from modelarts_exporter.aggregate import HistogramBuilder, Ledger
 from modelarts_exporter.errors import PollError, Reason
 from modelarts_exporter.incremental import IncrementalLister
 from modelarts_exporter.inventory import Listed, Observations
+from modelarts_exporter.logs import scrub
 from modelarts_exporter.metrics import POLL_DURATION_BUCKETS
 from modelarts_exporter.source import JobSource
 from modelarts_exporter.state import StateStore, TargetState
@@ -76,7 +78,7 @@ class TargetPoller:
         """Run one poll and publish its outcome; ``True`` when it succeeded."""
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self._timeout):
+            with anyio.fail_after(self._timeout):  # anyio: see client.py
                 (listed, found), kind = await self._list()
         except TimeoutError:
             error = PollError(
@@ -130,12 +132,15 @@ class TargetPoller:
     def _failed(self, error: PollError, started: float) -> bool:
         elapsed = self._record_duration(started)
         self._errors[error.reason] += 1
+        # The cause can quote the API (an error message echoing a token): masked here, once, for
+        # the log line and for everyone who shows last_error (status page, ``once``).
+        message = scrub(str(error.args[0]))
         log.warning(
             "poll failed target=%s reason=%s seconds=%.3f error=%s",
             self.target,
             error.reason.value,
             elapsed,
-            error.args[0],
+            message,
         )
         self._publish(
             replace(
@@ -143,7 +148,7 @@ class TargetPoller:
                 up=False,
                 last_poll_end=self._clock(),
                 last_poll_seconds=elapsed,
-                last_error=str(error.args[0]),
+                last_error=message,
                 last_error_reason=error.reason,
             )
         )

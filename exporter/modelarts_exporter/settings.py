@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from modelarts_exporter import webconfig
 from modelarts_exporter.endpoints import PRESETS, Cloud, Endpoints, preset
 from modelarts_exporter.v1 import ListingOptions, Pagination
 
@@ -165,6 +166,9 @@ class TargetOptions(BaseModel):
         if value is None:
             return None
         parts = urlsplit(value)
+        if parts.username is not None or parts.password is not None:
+            # Not echoed: the URL holds a password. It would show in check-config and logs.
+            raise ValueError("credentials in the URL are not supported; use AUTH_TOKEN or keys")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected an http(s) URL such as https://host, got {value!r}")
         return value.rstrip("/")
@@ -311,6 +315,11 @@ class Settings(BaseSettings, TargetOptions):
     ready_intervals: float = Field(
         3.0, gt=0, description="/readyz fails when the last success is this many intervals old."
     )
+    web_config_file: Path | None = Field(
+        None,
+        description="Web configuration file (Prometheus exporter-toolkit format): TLS and basic "
+        "auth for the HTTP endpoints.",
+    )
     # Logging.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -331,6 +340,13 @@ class Settings(BaseSettings, TargetOptions):
         if self.shard >= self.total_shards:
             raise ValueError(f"SHARD must be below TOTAL_SHARDS ({self.total_shards})")
         return self
+
+    @field_validator("web_config_file")
+    @classmethod
+    def _check_web_config(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            webconfig.load(value)  # a bad file stops start-up (and check-config) with one line
+        return value
 
     @property
     def listen(self) -> tuple[str, int]:
@@ -374,4 +390,14 @@ def load(args: list[str] | None = None) -> Settings:
     except ValidationError as error:
         raise ConfigError(describe_errors(error)) from None
     except SettingsError as error:
-        raise ConfigError(str(error)) from None
+        raise ConfigError(_flags_only(str(error))) from None
+
+
+def _flags_only(message: str) -> str:
+    """argparse quotes unrecognized arguments with their values; after a mistyped flag such as
+    ``--auth-tokn`` that value is a secret. Keep the flags."""
+    head, sep, rest = message.partition("unrecognized arguments: ")
+    if not sep:
+        return message
+    flags = [word.split("=", 1)[0] for word in rest.split() if word.startswith("-")]
+    return f"{head}{sep}{' '.join(flags)} (values not shown)"

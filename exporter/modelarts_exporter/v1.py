@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
+import anyio
+
 from modelarts_exporter.client import ApiClient
 from modelarts_exporter.errors import PollError, Reason
 from modelarts_exporter.models import Page
@@ -156,10 +158,10 @@ class V1Source:
                     sink.start_pass(index)
                     sink.finish_workspace(await self._list_all(workspace, sink))
                     return
-                total = detected
+                total, moved = detected
             else:
-                total = await self._one_pass(workspace, sink)
-            if sink.pass_count == total:
+                total, moved = await self._one_pass(workspace, sink)
+            if not moved and sink.pass_count == total:
                 sink.finish_workspace(total)
                 return
             log.info(
@@ -192,8 +194,10 @@ class V1Source:
     def _offset(self, index: int, mode: Literal["offset", "page"]) -> int:
         return index * self._options.page_size if mode == "offset" else index
 
-    async def _detect_and_list(self, workspace: str | None, sink: ListingSink) -> int | None:
-        """Find out what ``offset`` means while reading the first pass; its ``total_count``, or
+    async def _detect_and_list(
+        self, workspace: str | None, sink: ListingSink
+    ) -> tuple[int, bool] | None:
+        """Find out what ``offset`` means while reading the first pass; as :meth:`_one_pass`, or
         ``None`` when the question stays open."""
         size = self._options.page_size
         first = await self._get(self._params(workspace, 0, size))
@@ -201,7 +205,7 @@ class V1Source:
         if len(first.versions) < size or first.total_count <= size:
             # Everything fits on the first page: the question does not arise yet.
             sink.add_page(first.versions)
-            return first.total_count
+            return first.total_count, False
         probe = await self._get(self._params(workspace, 1, size))
         assert probe.versions is not None
         first_ids = {v.version_id for v in first.versions}
@@ -225,20 +229,25 @@ class V1Source:
         sink: ListingSink,
         first: Page | None = None,
         extra: list[Page] | None = None,
-    ) -> int:
-        """Read the listing once into ``sink``; the newest ``total_count`` seen."""
+    ) -> tuple[int, bool]:
+        """Read the listing once into ``sink``: the newest ``total_count`` seen, and whether pages
+        disagreed on it (the listing changed while this pass read it — with pages in flight at
+        once, the last page to *arrive* need not be the last the API *answered*, so its count
+        alone cannot tell that the pass is complete)."""
         mode = self.pagination or "offset"
         size = self._options.page_size
         if first is None:
             first = await self._get(self._params(workspace, 0, size))
         assert first.versions is not None and first.total_count is not None
         sink.add_page(first.versions)
+        last_total = first.total_count
+        moved = False
         for page in extra or []:
             assert page.versions is not None
             sink.add_page(page.versions)
-        last_total = first.total_count
+            moved |= page.total_count != first.total_count
         if len(first.versions) < size:
-            return last_total
+            return last_total, moved
         # Workers take page indexes while the newest total_count says there is more to read and
         # no short page has marked the end; the check and the increment happen with no await
         # between them, so no index is skipped or read twice.
@@ -246,9 +255,10 @@ class V1Source:
         end: int | None = None
 
         async def fetch(index: int) -> None:
-            nonlocal end, last_total
+            nonlocal end, last_total, moved
             page = await self._get(self._params(workspace, self._offset(index, mode), size))
             assert page.versions is not None and page.total_count is not None
+            moved |= page.total_count != last_total
             last_total = page.total_count
             sink.add_page(page.versions)
             if len(page.versions) < size and (end is None or index < end):
@@ -261,9 +271,17 @@ class V1Source:
                 cursor += 1
                 await fetch(index)
 
-        await asyncio.gather(*(worker() for _ in range(self._options.max_concurrency)))
+        # A task group, not gather(): when one page fails, the other workers are cancelled and
+        # awaited, so a failed poll leaves no request running behind it. anyio's, not asyncio's:
+        # httpcore shields handing a connection back to its pool from anyio's cancellation only.
+        try:
+            async with anyio.create_task_group() as workers:
+                for _ in range(self._options.max_concurrency):
+                    workers.start_soon(worker)
+        except* PollError as failed:
+            raise failed.exceptions[0] from None
         # Jobs created in front of the read position push records past the last planned page.
         while end is None and sink.pass_count < last_total:
             cursor += 1
             await fetch(cursor - 1)
-        return last_total
+        return last_total, moved

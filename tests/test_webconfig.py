@@ -1,0 +1,425 @@
+"""The web configuration file: checked at start-up with one line per problem; HTTPS, client
+certificates and basic auth on every endpoint but /healthz — and a real Prometheus scraping
+through all of it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+import httpx
+import pytest
+import trustme
+
+from conftest import (
+    BASIC_AUTH_PASSWORD,
+    SimFactory,
+    background,
+    free_port,
+    parse_samples,
+    select,
+    sim_env,
+    wait_for,
+)
+from modelarts_exporter.app import build_registry
+from modelarts_exporter.server import ExporterApp, HttpServer
+from modelarts_exporter.settings import ConfigError, load
+from modelarts_exporter.state import StateStore
+from modelarts_exporter.webconfig import BasicAuth, WebConfigError, protect
+from modelarts_exporter.webconfig import load as load_web_config
+
+USER = "prometheus"
+PASSWORD = BASIC_AUTH_PASSWORD
+HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+@dataclass
+class Pki:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, as files."""
+
+    directory: Path
+    ca: trustme.CA
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "ca.pem"
+
+    def client_context(self, *, with_certificate: bool = True) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if with_certificate:
+            context.load_cert_chain(self.directory / "client.pem", self.directory / "client.key")
+        return context
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    server.cert_chain_pems[0].write_to_path(str(directory / "server.pem"))
+    server.private_key_pem.write_to_path(str(directory / "server.key"))
+    client = ca.issue_cert("scraper@example.org")
+    client.cert_chain_pems[0].write_to_path(str(directory / "client.pem"))
+    client.private_key_pem.write_to_path(str(directory / "client.key"))
+    return Pki(directory, ca)
+
+
+def write_config(directory: Path, document: dict[str, object]) -> Path:
+    path = directory / "web-config.yml"
+    path.write_text(json.dumps(document))  # JSON is YAML
+    return path
+
+
+TLS = {"cert_file": "server.pem", "key_file": "server.key"}
+MTLS = {**TLS, "client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "ca.pem"}
+
+
+# --- checking the file --------------------------------------------------------------------------
+
+
+def test_a_complete_file_loads(pki: Pki) -> None:
+    config = load_web_config(
+        write_config(
+            pki.directory,
+            {
+                "tls_server_config": {**MTLS, "min_version": "TLS13"},
+                "http_server_config": {"http2": True, "headers": {"X-Frame-Options": "deny"}},
+                "basic_auth_users": {USER: HASH},
+            },
+        )
+    )
+    assert config.tls is not None and config.tls.minimum_version is ssl.TLSVersion.TLSv1_3
+    assert config.tls.verify_mode is ssl.CERT_REQUIRED
+    assert config.users == {USER: HASH.encode()}
+    assert config.headers == (("X-Frame-Options", "deny"),)
+    assert config.describe() == "tls=on with client certificates basic_auth_users=1"
+
+
+def test_empty_sections_mean_no_protection(tmp_path: Path) -> None:
+    config = load_web_config(write_config(tmp_path, {"tls_server_config": {}}))
+    assert config.tls is None and config.users is None
+    (tmp_path / "empty.yml").write_text("")
+    assert load_web_config(tmp_path / "empty.yml").describe() == "tls=off basic_auth_users=0"
+
+
+BAD_FILES: list[tuple[dict[str, object], str]] = [
+    ({"tls_server_confg": TLS}, "unknown setting tls_server_confg"),
+    ({"rate_limit": {"interval": "1s"}}, "rate_limit: rate limiting is not supported"),
+    ({"tls_server_config": {**TLS, "cipher_suites": ["X"]}}, "choosing cipher suites"),
+    ({"tls_server_config": {"cert": "PEM", "key_file": "k"}}, "inline certificate"),
+    ({"tls_server_config": {"cert_file": "server.pem"}}, "needs both cert_file and key_file"),
+    ({"tls_server_config": {**TLS, "cert_file": "nope.pem"}}, "no such file"),
+    ({"tls_server_config": {**TLS, "key_file": "ca.pem"}}, "cannot load the certificate"),
+    (
+        {"tls_server_config": {**TLS, "client_auth_type": "RequireAnyClientCert"}},
+        "RequireAnyClientCert (a client certificate that is not verified) is not supported",
+    ),
+    ({"tls_server_config": {**TLS, "client_auth_type": "Always"}}, "must be one of"),
+    ({"tls_server_config": {**TLS, "client_ca_file": "ca.pem"}}, "client_auth_type is not set"),
+    (
+        {"tls_server_config": {**TLS, "client_auth_type": "RequireAndVerifyClientCert"}},
+        "needs client_ca_file",
+    ),
+    ({"tls_server_config": {**TLS, "min_version": "SSL3"}}, "min_version must be one of"),
+    (
+        {"tls_server_config": {**TLS, "min_version": "TLS13", "max_version": "TLS12"}},
+        "min_version is above max_version",
+    ),
+    ({"basic_auth_users": {USER: "plain-text-password"}}, f"{USER} is not a bcrypt hash"),
+    ({"basic_auth_users": {"a:b": HASH}}, "is not a usable user name"),
+    ({"basic_auth_users": ["alice"]}, "basic_auth_users must be a mapping"),
+    ({"http_server_config": {"headers": {"Server": "x"}}}, "Server is not one of"),
+    ({"http_server_config": {"http2": "yes"}}, "http2 must be true or false"),
+]
+
+
+@pytest.mark.parametrize(("document", "expected"), BAD_FILES, ids=[e for _, e in BAD_FILES])
+def test_a_bad_file_is_one_line_naming_the_problem(
+    pki: Pki, document: dict[str, object], expected: str
+) -> None:
+    path = write_config(pki.directory, document)
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(path)
+    message = str(caught.value)
+    assert expected in message and "\n" not in message
+    assert message.startswith(str(path))
+    assert "plain-text-password" not in message  # a password field is never echoed
+
+
+def test_yaml_errors_and_missing_files_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "broken.yml").write_text("basic_auth_users:\n  alice: [unclosed\n")
+    with pytest.raises(WebConfigError, match=r"not valid YAML at line \d+") as caught:
+        load_web_config(tmp_path / "broken.yml")
+    assert "\n" not in str(caught.value)
+    with pytest.raises(WebConfigError, match=r"cannot read .*: No such file or directory"):
+        load_web_config(tmp_path / "absent.yml")
+
+
+def test_the_setting_checks_the_file_at_start_up(pki: Pki) -> None:
+    path = write_config(pki.directory, {"basic_auth_users": {USER: "x"}})
+    with pytest.raises(ConfigError) as caught:
+        load(["--web-config-file", str(path)])
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith("MODELARTS_EXPORTER_WEB_CONFIG_FILE: ")
+    assert "is not a bcrypt hash" in line
+
+
+# --- basic auth ----------------------------------------------------------------------------------
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_basic_auth_verifies_once_then_answers_from_its_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    auth = BasicAuth({USER: HASH.encode()})
+    calls: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def counting(password: bytes, hashed: bytes) -> bool:
+        calls.append(password)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting)
+    assert auth.check(basic(USER, PASSWORD))
+    assert all(auth.check(basic(USER, PASSWORD)) for _ in range(50))
+    assert len(calls) == 1
+    assert not auth.check(basic(USER, PASSWORD + "x"))
+    assert not auth.check(basic("mallory", PASSWORD))  # unknown users cost a bcrypt too
+    assert len(calls) == 3
+    for header in (
+        None,
+        "",
+        "Bearer x",
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"nocolon").decode(),
+    ):
+        assert not auth.check(header)
+
+
+def test_passwords_compare_on_their_first_72_bytes_as_bcrypt_does() -> None:
+    long = "p" * 72
+    auth = BasicAuth({USER: bcrypt.hashpw(long.encode(), bcrypt.gensalt(rounds=4))})
+    assert auth.check(basic(USER, long))
+    assert auth.check(basic(USER, long + "ignored"))
+    assert not auth.check(basic(USER, long[:-1]))
+
+
+# --- over HTTPS ----------------------------------------------------------------------------------
+
+
+Serve = Callable[[dict[str, object]], str]
+
+
+@pytest.fixture
+def serve_protected(pki: Pki) -> Iterator[Serve]:
+    servers: list[HttpServer] = []
+
+    def start(document: dict[str, object]) -> str:
+        config = load_web_config(write_config(pki.directory, document))
+        store = StateStore()
+        app = ExporterApp(store, build_registry(store), ready_intervals=3, version="9.9.9")
+        server = HttpServer(protect(app, config), "127.0.0.1", 0, tls=config.tls)
+        server.start()
+        servers.append(server)
+        return f"{'https' if config.tls else 'http'}://127.0.0.1:{server.port}"
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_every_endpoint_but_healthz_asks_for_the_password(pki: Pki, serve_protected: Serve) -> None:
+    url = serve_protected(
+        {
+            "tls_server_config": TLS,
+            "basic_auth_users": {USER: HASH},
+            "http_server_config": {"headers": {"X-Content-Type-Options": "nosniff"}},
+        }
+    )
+    with httpx.Client(base_url=url, verify=pki.client_context(with_certificate=False)) as http:
+        assert http.get("/healthz").status_code == 200
+        for path in ("/metrics", "/readyz", "/", "/nope"):
+            refused = http.get(path)
+            assert refused.status_code == 401, path
+            assert refused.headers["www-authenticate"].startswith("Basic")
+            assert http.get(path, auth=(USER, "wrong")).status_code == 401
+            assert http.get(path, auth=("mallory", PASSWORD)).status_code == 401
+        metrics = http.get("/metrics", auth=(USER, PASSWORD))
+        assert metrics.status_code == 200 and "modelarts_exporter_build_info" in metrics.text
+        assert metrics.headers["x-content-type-options"] == "nosniff"
+        assert http.get("/healthz").headers["x-content-type-options"] == "nosniff"
+    with pytest.raises(httpx.TransportError):  # plain HTTP to the HTTPS port: refused
+        httpx.get(url.replace("https://", "http://") + "/healthz", timeout=5)
+
+
+def test_client_certificates_are_required_and_verified(pki: Pki, serve_protected: Serve) -> None:
+    url = serve_protected({"tls_server_config": MTLS})
+    with httpx.Client(verify=pki.client_context()) as http:
+        assert http.get(f"{url}/metrics").status_code == 200
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/healthz", verify=pki.client_context(with_certificate=False), timeout=5)
+    stranger = trustme.CA().issue_cert("scraper@example.org")
+    context = pki.client_context(with_certificate=False)
+    stranger.configure_cert(context)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/healthz", verify=context, timeout=5)
+
+
+def test_tls_versions_below_the_minimum_are_refused(pki: Pki, serve_protected: Serve) -> None:
+    url = serve_protected({"tls_server_config": {**TLS, "min_version": "TLS13"}})
+    old = pki.client_context(with_certificate=False)
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/healthz", verify=old, timeout=5)
+    assert httpx.get(f"{url}/healthz", verify=pki.client_context()).status_code == 200
+
+
+def test_a_client_stuck_before_its_handshake_holds_up_no_one(
+    pki: Pki, serve_protected: Serve
+) -> None:
+    url = serve_protected({"tls_server_config": TLS})
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)):  # connects, never says hello
+        started = time.monotonic()
+        response = httpx.get(f"{url}/healthz", verify=pki.client_context(), timeout=5)
+        assert response.status_code == 200 and time.monotonic() - started < 1.0
+
+
+def test_tls_connections_and_failed_handshakes_leave_no_descriptor_behind(
+    pki: Pki, serve_protected: Serve
+) -> None:
+    url = serve_protected({"tls_server_config": TLS, "basic_auth_users": {USER: HASH}})
+    plain = url.replace("https://", "http://")
+
+    def scrape_and_fail(times: int) -> None:
+        for _ in range(times):
+            with httpx.Client(verify=pki.client_context()) as http:
+                assert http.get(f"{url}/metrics", auth=(USER, PASSWORD)).status_code == 200
+            with pytest.raises(httpx.TransportError):
+                httpx.get(f"{plain}/metrics", timeout=5)
+
+    scrape_and_fail(5)  # warm-up: whatever is opened once (certificate stores…)
+    time.sleep(0.2)
+    before = len(list(Path("/proc/self/fd").iterdir()))
+    scrape_and_fail(20)
+    deadline = time.monotonic() + 5
+    while len(list(Path("/proc/self/fd").iterdir())) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(list(Path("/proc/self/fd").iterdir())) <= before
+
+
+# --- a real Prometheus ---------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(90)
+def test_prometheus_scrapes_through_tls_client_certificates_and_basic_auth(
+    pki: Pki, simulator: SimFactory, tmp_path: Path
+) -> None:
+    prometheus = shutil.which("prometheus")
+    assert prometheus, "prometheus is installed by the test command (Debian package prometheus)"
+    sim = simulator(size=200)
+    config = write_config(
+        pki.directory, {"tls_server_config": MTLS, "basic_auth_users": {USER: HASH}}
+    )
+    port, prometheus_port = free_port(), free_port()
+    env = sim_env(sim.url, sim.project_id) | {
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS": "1",
+        "MODELARTS_EXPORTER_WEB_CONFIG_FILE": str(config),
+    }
+    (tmp_path / "password").write_text(PASSWORD)
+    tls = {
+        "ca_file": str(pki.ca_file),
+        "cert_file": str(pki.directory / "client.pem"),
+        "key_file": str(pki.directory / "client.key"),
+    }
+
+    def job(name: str, password_file: Path) -> dict[str, object]:
+        return {
+            "job_name": name,
+            "scheme": "https",
+            "tls_config": tls,
+            "basic_auth": {"username": USER, "password_file": str(password_file)},
+            "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+        }
+
+    (tmp_path / "wrong").write_text("not-the-password")
+    scrape = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [
+            job("exporter", tmp_path / "password"),
+            job("intruder", tmp_path / "wrong"),
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(json.dumps(scrape))
+    with background(["serve"], env) as exporter:
+        api = f"http://127.0.0.1:{prometheus_port}/api/v1"
+        server = subprocess.Popen(
+            [
+                prometheus,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            health = _wait_for_targets(api, {"exporter", "intruder"})
+            assert health["exporter"] == ("up", ""), health
+            state, error = health["intruder"]
+            assert state == "down" and "401" in error, health
+            up = _query(api, 'modelarts_exporter_up{job="exporter"}')
+            assert up == 1.0
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+        # The exporter was answering all along; its own view of it:
+        metrics = httpx.get(
+            f"https://127.0.0.1:{port}/metrics", verify=pki.client_context(), auth=(USER, PASSWORD)
+        )
+        assert select(parse_samples(metrics.text), "modelarts_exporter_up") == 1
+        assert wait_for(f"http://127.0.0.1:{port}/healthz", 200, timeout=0.5) is False
+        exporter.terminate()
+        exporter.wait(timeout=10)
+        log = exporter.stderr.read() if exporter.stderr else ""
+    assert "tls=on with client certificates basic_auth_users=1" in log
+    assert PASSWORD not in log
+
+
+def _wait_for_targets(api: str, jobs: set[str], timeout: float = 40) -> dict[str, tuple[str, str]]:
+    """Each job's (health, last error) once every job has been scraped at least once."""
+    deadline = time.monotonic() + timeout
+    health: dict[str, tuple[str, str]] = {}
+    while time.monotonic() < deadline:
+        try:
+            targets = httpx.get(f"{api}/targets", timeout=2).json()["data"]["activeTargets"]
+        except (httpx.TransportError, KeyError, ValueError):
+            targets = []
+        health = {t["labels"]["job"]: (t["health"], t["lastError"]) for t in targets}
+        scraped = set(health) == jobs and all(s != "unknown" for s, _ in health.values())
+        if scraped and health["exporter"][0] == "up":
+            return health
+        time.sleep(0.3)
+    raise AssertionError(f"targets not scraped in time: {health}")
+
+
+def _query(api: str, expression: str) -> float:
+    result = httpx.get(f"{api}/query", params={"query": expression}, timeout=5).json()
+    (sample,) = result["data"]["result"]
+    return float(sample["value"][1])
