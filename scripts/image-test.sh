@@ -105,6 +105,25 @@ check_image_contents() {
     [[ -x $mnt/opt/venv/bin/modelarts-exporter ]] || problems+=("no modelarts-exporter in the venv")
     [[ -d $site/modelarts_exporter && ! -e $site/tests ]] || problems+=("not the wheel's layout")
     compgen -G "$site/modelarts_exporter/__pycache__/*.pyc" >/dev/null || problems+=("no byte-code")
+    # The installed set is exactly requirements.lock plus the exporter itself: nothing unlocked.
+    local drift
+    drift=$("$repo/.venv/bin/python" - "$site" "$repo/requirements.lock" <<'PY'
+import re, sys
+from pathlib import Path
+def norm(name): return re.sub(r"[-_.]+", "-", name).lower()
+installed = {}
+for info in Path(sys.argv[1]).glob("*.dist-info"):
+    name, _, version = info.name.removesuffix(".dist-info").partition("-")
+    installed[norm(name)] = version
+locked = {norm(m[1]): m[2] for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+)", Path(sys.argv[2]).read_text(), re.M)}
+installed.pop("modelarts-exporter", None)
+if installed != locked:
+    extra = sorted(set(installed.items()) - set(locked.items()))
+    missing = sorted(set(locked.items()) - set(installed.items()))
+    print(f"installed but not locked {extra}; locked but not installed {missing}")
+PY
+)
+    [[ -z $drift ]] || problems+=("$drift")
     "${buildah[@]}" umount "$ctr" >/dev/null
     "${buildah[@]}" rm "$ctr" >/dev/null
     [[ ${#problems[@]} -eq 0 ]] || fail "image content: ${problems[*]}"
@@ -171,4 +190,4 @@ ensure_base_image
 build_image
 check_image_contents
 run_image
-log "image-test passed: $image builds, holds only the wheel, and serves from a read-only root"
+log "image-test passed: $image builds, holds only the wheel and exactly the locked dependencies, and serves from a read-only root"
