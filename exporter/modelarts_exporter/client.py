@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
+from urllib.parse import urlencode
 
 import anyio
 import httpx
@@ -134,6 +135,7 @@ class ApiClient:
         self._on_response = on_response
         self._sleep = sleep
         self._clock_warned = False
+        self._base = str(http.base_url).rstrip("/")
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -205,7 +207,10 @@ class ApiClient:
     async def _fetch(
         self, path: str, params: Mapping[str, str]
     ) -> tuple[int, httpx.Headers, bytes]:
-        async with self._http.stream("GET", path, params=params) as response:
+        # One absolute URL, parsed once: given a relative path and params, httpx parses and merges
+        # URLs three times per request (a measurable share of a poll's CPU).
+        url = httpx.URL(f"{self._base}{path}?{urlencode(params)}" if params else self._base + path)
+        async with self._http.stream("GET", url) as response:
             declared = response.headers.get("content-length", "")
             too_large = declared.isdigit() and int(declared) > self._max_bytes
             chunks: list[bytes] = []
