@@ -39,7 +39,9 @@ pytestmark = pytest.mark.anyio
 MakeExporter = Callable[..., Exporter]
 
 SOAK_POLLS = int(os.environ.get("SOAK_POLLS", "2000"))
-WARM_UP_POLLS = min(100, SOAK_POLLS // 4)
+WARM_UP_POLLS = max(min(100, SOAK_POLLS // 2), SOAK_POLLS // 10)
+"""Polls before the baseline of descriptors, threads and memory: long enough for the connection
+pool and for the malloc arenas that the simulator's connection threads (in this process) touch."""
 REQUEST_TIMEOUT = 0.25
 """Per-read time-out: small, so drips and hangs cost little, and still ~100x a normal answer."""
 
