@@ -124,6 +124,16 @@ def _no_exporter_env(monkeypatch: pytest.MonkeyPatch) -> None:
 SimFactory = Callable[..., SimulatorServer]
 
 
+class Clock:
+    """A settable wall clock for polls and readiness."""
+
+    def __init__(self) -> None:
+        self.now = 1_900_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
 def simulator() -> Iterator[SimFactory]:
     """Start simulators on 127.0.0.1 (``size``/``seed``/… go to the tenant, the rest to the

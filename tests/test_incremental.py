@@ -10,19 +10,11 @@ from dataclasses import replace
 
 import pytest
 
-from conftest import Exporter, SimFactory, select
+from conftest import Clock, Exporter, SimFactory, select
 from modelarts_exporter.aggregate import Snapshot
 
 pytestmark = pytest.mark.anyio
 MakeExporter = Callable[..., Exporter]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_900_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def job_samples(exporter: Exporter) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

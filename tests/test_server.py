@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from conftest import Exporter, SimFactory
+from conftest import Clock, Exporter, SimFactory
 from modelarts_exporter import __version__
 from modelarts_exporter.app import build_registry
 from modelarts_exporter.server import ExporterApp, HttpServer
@@ -18,14 +18,6 @@ from modelarts_exporter.simulator import FaultKind, FaultRule
 from modelarts_exporter.state import StateStore
 
 MakeExporter = Callable[..., Exporter]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_900_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 Serve = Callable[[StateStore, CollectorRegistry, "Clock"], tuple[ExporterApp, str]]
