@@ -22,9 +22,11 @@ import pytest
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import TypeAdapter
 
 from modelarts_exporter.aggregate import Snapshot
 from modelarts_exporter.app import Target, build_registry, build_target
+from modelarts_exporter.models import Version
 from modelarts_exporter.settings import Settings
 from modelarts_exporter.simulator import SimulatorServer, Tenant
 from modelarts_exporter.state import StateStore
@@ -122,6 +124,14 @@ def _no_exporter_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 SimFactory = Callable[..., SimulatorServer]
+
+
+_VERSION = TypeAdapter(Version)
+
+
+def make_version(version_id: int, status: int, **fields: object) -> Version:
+    """A version as parsing would give it: validated, the fields not given ``None``."""
+    return _VERSION.validate_python({"version_id": version_id, "status": status, **fields})
 
 
 class Clock:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import hostile_pages
+from conftest import hostile_pages, make_version
 from modelarts_exporter.aggregate import DURATION_BUCKETS, Ledger, Snapshot, run_seconds
 from modelarts_exporter.collector import StateCollector
 from modelarts_exporter.errors import PollError, Reason
@@ -25,8 +24,6 @@ T0 = int(NOW * 1000) - 3_600_000  # an hour ago, in ms
 
 def version(vid: int, status: int, **fields: object) -> Version:
     base: dict[str, object] = {
-        "version_id": vid,
-        "status": status,
         "create_time": T0,
         "pool_id": "pool-a",
         "flavor_code": "gpu.x4",
@@ -34,7 +31,7 @@ def version(vid: int, status: int, **fields: object) -> Version:
         "npu_num": 0,
     }
     base.update(fields)
-    return Version(**base)  # type: ignore[arg-type]
+    return make_version(vid, status, **base)
 
 
 def finished(vid: int, status: int = 10, seconds: int = 600, **fields: object) -> Version:
@@ -42,10 +39,12 @@ def finished(vid: int, status: int = 10, seconds: int = 600, **fields: object) -
     return version(
         vid,
         status,
-        start_time=start,
-        end_time=start + seconds * 1000,
-        duration=seconds * 1000,
-        **fields,
+        **{
+            "start_time": start,
+            "end_time": start + seconds * 1000,
+            "duration": seconds * 1000,
+            **fields,
+        },
     )
 
 
@@ -121,7 +120,7 @@ def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
 
 def test_run_seconds_falls_back_to_end_minus_start_then_zero() -> None:
     assert run_seconds(finished(1, seconds=42)) == 42.0
-    no_duration = replace(finished(1, seconds=42), duration=0)
+    no_duration = finished(1, seconds=42, duration=0)
     assert run_seconds(no_duration) == 42.0
     assert run_seconds(version(1, 3)) == 0.0
 
@@ -145,7 +144,7 @@ versions_strategy = st.lists(
         st.none() | st.sampled_from(["pool-a", "pool-b"]),
     ),
     max_size=60,
-    unique_by=lambda v: v.version_id,
+    unique_by=lambda v: v["version_id"],
 )
 
 
@@ -154,9 +153,9 @@ def test_gauges_match_an_independent_count(versions: list[Version]) -> None:
     snap = Ledger().update(versions, len(versions), NOW)
     assert sum(snap.by_status.values()) == len(versions)
     assert sum(u.versions for u in snap.by_pool.values()) == len(versions)
-    assert sum(u.gpus for u in snap.by_pool.values()) == sum(v.gpu_num or 0 for v in versions)
+    assert sum(u.gpus for u in snap.by_pool.values()) == sum(v["gpu_num"] or 0 for v in versions)
     for phase in Phase:
-        expected = sum(1 for v in versions if status_of(v.status).phase is phase)
+        expected = sum(1 for v in versions if status_of(v["status"]).phase is phase)
         assert snap.phase_totals()[phase] == expected
 
 
@@ -195,7 +194,7 @@ def test_hostile_pages_end_as_a_valid_snapshot_or_invalid_response(
             assert "\n" not in str(error)
             continue
         assert parsed.versions is not None and parsed.total_count is not None
-        unique = {v.version_id: v for v in parsed.versions}
+        unique = {v["version_id"]: v for v in parsed.versions}
         snap = ledger.update(list(unique.values()), parsed.total_count, NOW + 60 * number)
         _check_snapshot(snap, len(unique))
         state = TargetState(target="t", project_id="p", snapshot=snap, up=True, last_success=NOW)
@@ -205,4 +204,4 @@ def test_hostile_pages_end_as_a_valid_snapshot_or_invalid_response(
         samples = [s for f in text_string_to_metric_families(exposition) for s in f.samples]
         assert all(math.isfinite(s.value) and s.value >= 0 for s in samples)
         pools = {s.labels["pool_id"] for s in samples if s.name == "modelarts_training_job_gpus"}
-        assert pools == {v.pool_id or "public" for v in unique.values()}
+        assert pools == {v["pool_id"] or "public" for v in unique.values()}

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from conftest import Exporter, SimFactory, assert_matches_truth, select, truth
+from conftest import Exporter, SimFactory, assert_matches_truth, make_version, select, truth
 from modelarts_exporter.errors import PollError, Reason
 from modelarts_exporter.models import Page, Version
 from modelarts_exporter.simulator import FaultKind, FaultRule
@@ -191,9 +191,7 @@ class _ScriptedClient:
         self.requests = 0
 
     def _answer(self, offset: int, limit: int) -> Page:
-        versions = tuple(
-            Version(version_id=i, status=10) for i in self.ids[offset : offset + limit]
-        )
+        versions = [make_version(i, 10) for i in self.ids[offset : offset + limit]]
         return Page(is_success=True, total_count=len(self.ids), versions=versions)
 
     async def get_page(self, path: str, params: Mapping[str, str]) -> Page:
@@ -223,7 +221,7 @@ class _RecordingSink:
         self.ids = set()
 
     def add_page(self, versions: Sequence[Version]) -> None:
-        self.ids.update(v.version_id for v in versions)
+        self.ids.update(v["version_id"] for v in versions)
 
     @property
     def pass_count(self) -> int:

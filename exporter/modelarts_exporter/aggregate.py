@@ -250,10 +250,12 @@ class Ledger:
         for (status, pool, flavor, gpus, npus), n in listed.terminal.items():
             count(status, pool, flavor, gpus or 0, npus or 0, n)
         for v in listed.active.values():
-            count(v.status, v.pool_id, v.flavor_code, v.gpu_num or 0, v.npu_num or 0, 1)
-            phase = status_of(v.status).phase
-            if v.create_time and v.create_time < oldest_ms.get(phase, 2**63):
-                oldest_ms[phase] = v.create_time
+            count(
+                v["status"], v["pool_id"], v["flavor_code"], v["gpu_num"] or 0, v["npu_num"] or 0, 1
+            )
+            phase = status_of(v["status"]).phase
+            if v["create_time"] and v["create_time"] < oldest_ms.get(phase, 2**63):
+                oldest_ms[phase] = v["create_time"]
         by_status = {status: 0 for status in KNOWN.values()}
         for code, n in sorted(by_code.items()):
             by_status[status_of(code)] = n

@@ -101,7 +101,7 @@ class IncrementalLister:
         fresh: dict[int, tuple[int, Version]] = {}
         statuses: set[tuple[int, int]] = set()
         for vid, version in listed.active.items():
-            statuses.add((inventory.workspace[inventory.find(vid)], version.status))
+            statuses.add((inventory.workspace[inventory.find(vid)], version["status"]))
         await _all(*(self._read_status(workspaces[w], code, fresh) for w, code in sorted(statuses)))
         await _all(*(self._read_top(ws, inventory, fresh) for ws in workspaces))
         vanished = [vid for vid in listed.active if vid not in fresh]
@@ -147,10 +147,10 @@ class IncrementalLister:
         await _all(*(self._get(ws, index) for index in range(1, last + 1)))
         ranked = [v for index in range(last + 1) for v in ws.fetched[index].versions or ()]
         top = ranked[: ws.new + 1]
-        unknown = [rank for rank, v in enumerate(top) if inventory.find(v.version_id) < 0]
+        unknown = [rank for rank, v in enumerate(top) if inventory.find(v["version_id"]) < 0]
         if unknown != list(range(ws.new)):
             raise GiveUpError("new versions are not exactly the newest ones")
-        ws.new_ids = {v.version_id for v in top[: ws.new]}
+        ws.new_ids = {v["version_id"] for v in top[: ws.new]}
         for page in ws.fetched.values():
             _collect(page, ws.index, fresh)
 
@@ -174,7 +174,7 @@ class IncrementalLister:
         missing = []
         for vid in vanished:
             ws = workspaces[inventory.workspace[inventory.find(vid)]]
-            created = listed.active[vid].create_time or 0
+            created = listed.active[vid]["create_time"] or 0
             later = len(ws.created) - bisect_right(ws.created, created)
             ties = bisect_right(ws.created, created) - bisect_left(ws.created, created)
             first, last = ws.new + later, ws.new + later + max(ties, 1) - 1
@@ -209,9 +209,9 @@ class IncrementalLister:
                 if vid not in workspaces[w].new_ids:
                     raise GiveUpError(f"version {vid} is neither held nor new")
                 state = transition(version, 0, found)
-                new.append(vid, version.create_time or 0, w, state)
+                new.append(vid, version["create_time"] or 0, w, state)
             elif flags[row] & FINISHED:
-                if version.status not in TERMINAL_CODES:
+                if version["status"] not in TERMINAL_CODES:
                     raise GiveUpError(f"version {vid} left a terminal status")
                 continue  # terminal statuses are final: nothing to update
             else:
@@ -238,7 +238,7 @@ class IncrementalLister:
 
 def _collect(page: Page, workspace: int, fresh: dict[int, tuple[int, Version]]) -> None:
     for version in page.versions or ():
-        fresh.setdefault(version.version_id, (workspace, version))
+        fresh.setdefault(version["version_id"], (workspace, version))
 
 
 T = TypeVar("T")
