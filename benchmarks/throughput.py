@@ -54,26 +54,38 @@ async def cpu_per_poll() -> list[Row]:
     rows = []
     with SimProcess(SIZE) as sim:
         for page in (CPU_PAGE, PAGE):
+            pages = math.ceil(SIZE / page)
             target = target_for(sim, page_size=page, pagination="offset")
             await timed_poll(target)  # baseline: the inventory is empty before it
-            _, bodies = await fetch_pages(sim, math.ceil(SIZE / page), page, 1, keep=True)
-            # Alternate the two, so that noise from other processes hits both alike.
-            polls, parses = [], []
+            _, bodies = await fetch_pages(sim, pages, page, 1, keep=True)
+            # Alternate the three, so that noise from other processes hits them alike.
+            polls, parses, bare = [], [], []
             for _ in range(ROUNDS):
                 polls.append((await timed_poll(target))[1])
                 started = time.process_time()
                 for body in bodies:
                     json.loads(body)
                 parses.append(time.process_time() - started)
+                started = time.process_time()
+                await fetch_pages(sim, pages, page, CONCURRENCY)
+                bare.append(time.process_time() - started)
             await target.client.aclose()
             cpu, parse = statistics.median(polls), statistics.median(parses)
+            fetch = statistics.median(bare)
+            letter = "a" if page == CPU_PAGE else "b"
             rows.append(
                 Row(
-                    f"2{'a' if page == CPU_PAGE else 'b'}. CPU per poll ÷ json.loads "
-                    f"(100k, page {page})",
+                    f"2{letter}. CPU per poll ÷ json.loads (100k, page {page})",
                     cpu / parse,
                     2.0 if page == CPU_PAGE else None,
                     detail=f"poll {cpu:.3f} s CPU, json.loads {parse:.3f} s (medians)",
+                )
+            )
+            rows.append(
+                Row(
+                    f"2{letter}, for scale: bare httpx client's CPU, same pages ÷ json.loads",
+                    fetch / parse,
+                    detail=f"{fetch:.3f} s CPU: what HTTP alone costs, without parsing",
                 )
             )
     return rows

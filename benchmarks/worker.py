@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from modelarts_exporter.app import Target, build_registry, build_target
+from modelarts_exporter.app import Target, build_registry, build_target, freeze_startup_objects
 from modelarts_exporter.server import ExporterApp, HttpServer
 from modelarts_exporter.settings import Settings
 from modelarts_exporter.state import StateStore
@@ -119,6 +119,7 @@ async def serve(pairs: list[tuple[str, str]]) -> dict[str, int]:
 
 def main() -> None:
     logging.basicConfig(level=logging.ERROR)
+    freeze_startup_objects()  # as `serve` does
     command, *args = sys.argv[1:]
     result: object
     if command == "memory":

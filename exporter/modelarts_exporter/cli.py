@@ -19,7 +19,7 @@ from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from modelarts_exporter import __version__, logs
-from modelarts_exporter.app import Exporter, build_registry, build_target
+from modelarts_exporter.app import Exporter, build_registry, build_target, freeze_startup_objects
 from modelarts_exporter.settings import ConfigError, Settings, TargetSettings, load
 from modelarts_exporter.state import StateStore
 from modelarts_exporter.targets import resolve
@@ -56,6 +56,7 @@ def _settings(args: list[str]) -> tuple[Settings, list[TargetSettings]]:
 
 def _serve(args: list[str]) -> int:
     settings, _ = _settings(args)
+    freeze_startup_objects()
     exporter = Exporter(settings)
     asyncio.run(exporter.run())
     return 0
