@@ -240,3 +240,56 @@ async def test_a_pass_whose_pages_disagree_on_the_total_is_read_again() -> None:
     assert sorted(sink.ids) == list(range(121))
     assert sink.reported == [121]
     assert client.requests == 6  # the first pass could not be trusted, the second could
+
+
+@pytest.mark.parametrize(
+    ("offset_mode", "pagination"),
+    [("record", "auto"), ("page", "auto"), ("record", "offset"), ("page", "page")],
+)
+async def test_an_api_that_caps_its_pages_is_read_by_its_own_page_size(
+    simulator: SimFactory,
+    exporter_for: MakeExporter,
+    caplog: pytest.LogCaptureFixture,
+    offset_mode: str,
+    pagination: str,
+) -> None:
+    # Asking for 100 per page from an API that serves 40: reading on by 100 would skip 60
+    # versions after every page.
+    sim = simulator(size=555, offset_mode=offset_mode, max_limit=40)
+    exporter = exporter_for(sim, pagination=pagination, page_size=100)
+    assert await exporter.poll()
+    assert_matches_truth(exporter.samples(), truth(sim.tenant.records_in("0")))
+    assert source_of(exporter).page_size == 40
+    warnings = [r.getMessage() for r in caplog.records if "versions per page" in r.getMessage()]
+    assert len(warnings) == 1 and "served 40 versions per page where 100 were asked" in warnings[0]
+    sim.reset_stats()
+    assert await exporter.poll()
+    assert sim.stats.requests == -(-555 // 40)  # remembered: no short first page again
+    assert len([r for r in caplog.records if "versions per page" in r.getMessage()]) == 1
+
+
+async def test_incremental_polls_page_by_the_capped_size_too(
+    simulator: SimFactory, exporter_for: MakeExporter
+) -> None:
+    sim = simulator(
+        size=900,
+        seed=3,
+        max_limit=30,
+        tenant_options={"active_fraction": 0.05, "creation_rate_per_s": 0.05},
+    )
+    full = exporter_for(sim, page_size=100)
+    incremental = exporter_for(
+        sim, page_size=100, poll_mode="incremental", full_listing_every=100_000
+    )
+    for _ in range(12):
+        sim.tenant.advance(120.0)
+        assert await full.poll()
+        assert await incremental.poll()
+        incremental_state = incremental.target.poller.state.snapshot
+        full_state = full.target.poller.state.snapshot
+        assert incremental_state is not None and full_state is not None
+        assert incremental_state.by_status == full_state.by_status
+        assert incremental_state.by_pool == full_state.by_pool
+    assert (
+        select(incremental.samples(), "modelarts_exporter_listings_total", kind="incremental") >= 10
+    )

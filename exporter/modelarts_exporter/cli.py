@@ -132,6 +132,9 @@ def _simulator_parser(prog: str) -> argparse.ArgumentParser:
         help="simulated seconds per real second (0: the tenant stands still)",
     )
     parser.add_argument("--offset-mode", choices=("record", "page"), default="record")
+    parser.add_argument(
+        "--max-limit", type=int, default=None, help="most versions a page holds (default: no cap)"
+    )
     parser.add_argument("--project-id", default="demo-project")
     return parser
 
@@ -149,6 +152,7 @@ def _start_simulator(
         host=host,
         port=port,
         offset_mode=options.offset_mode,
+        max_limit=options.max_limit,
         tokens=[token] if token else None,
         realtime_speed=options.speed,
     )

@@ -123,7 +123,7 @@ class IncrementalLister:
     async def _read_status(
         self, ws: _Workspace, code: int, fresh: dict[int, tuple[int, Version]]
     ) -> None:
-        size = self._source.options.page_size
+        size = self._source.page_size
         first = await self._source.page(ws.name, 0, status=code)
         rest = await _all(
             *(
@@ -137,7 +137,7 @@ class IncrementalLister:
     async def _read_top(
         self, ws: _Workspace, inventory: Inventory, fresh: dict[int, tuple[int, Version]]
     ) -> None:
-        size = self._source.options.page_size
+        size = self._source.page_size
         first = await self._get(ws, 0)
         ws.total = first.total_count or 0
         ws.new = ws.total - ws.held
@@ -168,7 +168,7 @@ class IncrementalLister:
         workspaces: list[_Workspace],
         fresh: dict[int, tuple[int, Version]],
     ) -> None:
-        size = self._source.options.page_size
+        size = self._source.page_size
         inventory = listed.inventory
         wanted: set[tuple[int, int]] = set()
         missing = []

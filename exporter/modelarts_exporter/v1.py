@@ -73,10 +73,17 @@ class V1Source:
         self._options = options
         self._limit = asyncio.Semaphore(options.max_concurrency)
         self._detected: Literal["offset", "page"] | None = None
+        self._page_size = options.page_size
 
     @property
     def options(self) -> ListingOptions:
         return self._options
+
+    @property
+    def page_size(self) -> int:
+        """The ``limit`` asked per page: ``page_size``, or less once the API has shown that it
+        serves fewer records per page (its cap is not documented)."""
+        return self._page_size
 
     @property
     def project_id(self) -> str | None:
@@ -110,7 +117,7 @@ class V1Source:
         one status only: what incremental polls read. Needs :attr:`pagination`."""
         mode = self.pagination
         assert mode is not None
-        size = self._options.page_size
+        size = self._page_size
         params = self._params(workspace, self._offset(index, mode), size)
         params["sort_by"], params["order"] = "create_time", "desc"
         if status is None:
@@ -192,16 +199,35 @@ class V1Source:
         return page.total_count
 
     def _offset(self, index: int, mode: Literal["offset", "page"]) -> int:
-        return index * self._options.page_size if mode == "offset" else index
+        return index * self._page_size if mode == "offset" else index
+
+    def _adopt_cap(self, first: Page, workspace: str | None) -> int:
+        """The page size to read on with, given the first page of a pass. A first page shorter
+        than asked while ``total_count`` says there is more means that the API caps its pages:
+        reading on with the asked size would leave a gap after every page."""
+        assert first.versions is not None and first.total_count is not None
+        served = len(first.versions)
+        if 0 < served < self._page_size and first.total_count > served:
+            log.warning(
+                "the API served %d versions per page where %d were asked; paging by %d "
+                "(set PAGE_SIZE=%d to silence this) workspace=%s",
+                served,
+                self._page_size,
+                served,
+                served,
+                workspace or "0",
+            )
+            self._page_size = served
+        return self._page_size
 
     async def _detect_and_list(
         self, workspace: str | None, sink: ListingSink
     ) -> tuple[int, bool] | None:
         """Find out what ``offset`` means while reading the first pass; as :meth:`_one_pass`, or
         ``None`` when the question stays open."""
-        size = self._options.page_size
-        first = await self._get(self._params(workspace, 0, size))
+        first = await self._get(self._params(workspace, 0, self._page_size))
         assert first.versions is not None and first.total_count is not None
+        size = self._adopt_cap(first, workspace)
         if len(first.versions) < size or first.total_count <= size:
             # Everything fits on the first page: the question does not arise yet.
             sink.add_page(first.versions)
@@ -235,10 +261,10 @@ class V1Source:
         once, the last page to *arrive* need not be the last the API *answered*, so its count
         alone cannot tell that the pass is complete)."""
         mode = self.pagination or "offset"
-        size = self._options.page_size
         if first is None:
-            first = await self._get(self._params(workspace, 0, size))
+            first = await self._get(self._params(workspace, 0, self._page_size))
         assert first.versions is not None and first.total_count is not None
+        size = self._adopt_cap(first, workspace)
         sink.add_page(first.versions)
         last_total = first.total_count
         moved = False

@@ -63,6 +63,7 @@ def answer_versions(
     method: str,
     path: str,
     query: Mapping[str, str],
+    max_limit: int | None = None,
 ) -> Answer:
     """The status and JSON payload of one API request."""
     route = _ROUTE.fullmatch(path)
@@ -80,6 +81,8 @@ def answer_versions(
         offset = _uint(query, "offset") or 0
         limit = _uint(query, "limit")
         limit = DEFAULT_LIMIT if limit is None else limit
+        if max_limit is not None and limit > max_limit:
+            limit = max_limit  # echoed as the limit applied; limit=0 still means every record
         status = _uint(query, "status")
         sort_by = query.get("sort_by") or "create_time"
         order = query.get("order") or "desc"

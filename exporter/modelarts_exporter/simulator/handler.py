@@ -92,6 +92,8 @@ class Context:
     faults: FaultPlan
     project_id: str
     offset_mode: OffsetMode
+    max_limit: int | None
+    """Most records a page holds, whatever ``limit`` asks (``None``: no cap)."""
     recorder: Recorder
     stopping: threading.Event
     """Set when the server stops: ends every sleep (latency, hang, drip) at once."""
@@ -274,6 +276,7 @@ class Handler(BaseHTTPRequestHandler):
             context.tenant,
             project_id=context.project_id,
             offset_mode=context.offset_mode,
+            max_limit=context.max_limit,
             method=self.command,
             path=url.path,
             query=query,

@@ -40,6 +40,7 @@ class ServerOptions(TypedDict, total=False):
     host: str
     port: int
     offset_mode: OffsetMode
+    max_limit: int | None
     tokens: Collection[str] | None
     credentials: Mapping[str, str] | None
     security_tokens: Mapping[str, str] | None
@@ -54,8 +55,10 @@ class SimulatorServer:
     :meth:`stop`.
 
     Authentication is off unless ``tokens`` (IAM tokens) or ``credentials`` (AK → SK) are given;
-    ``security_tokens`` (AK → token) marks temporary AK/SKs. ``realtime_speed > 0`` advances the
-    tenant by that many simulated seconds per real second while serving.
+    ``security_tokens`` (AK → token) marks temporary AK/SKs. ``max_limit`` caps the records a
+    page holds whatever ``limit`` asks (the real API's cap is not documented).
+    ``realtime_speed > 0`` advances the tenant by that many simulated seconds per real second
+    while serving.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class SimulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         offset_mode: OffsetMode = "record",
+        max_limit: int | None = None,
         tokens: Collection[str] | None = None,
         credentials: Mapping[str, str] | None = None,
         security_tokens: Mapping[str, str] | None = None,
@@ -88,6 +92,7 @@ class SimulatorServer:
             faults=faults if faults is not None else FaultPlan(),
             project_id=project_id,
             offset_mode=offset_mode,
+            max_limit=max_limit,
             recorder=Recorder(),
             stopping=threading.Event(),
             iam=iam,
