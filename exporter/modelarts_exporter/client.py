@@ -12,6 +12,11 @@ Deadlines here and above (the poll's, the paging workers') cancel with anyio, ne
 httpcore hands a connection back to its pool in a step shielded from anyio's cancellation only, so
 an asyncio cancellation landing there keeps the pool slot taken for good, and after
 ``MAX_CONCURRENCY`` of those every request waits for a connection in vain.
+
+Each request borrows one of several httpx clients of one connection each rather than sharing one
+client's pool: httpcore's pool checks every idle connection for readability (a ``select`` and
+anyio's attribute look-ups) twice per request, which at eight connections cost a third of the
+HTTP CPU of a poll in pages of 100 (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
@@ -116,11 +121,14 @@ def _reclassify_api_error(error: PollError, page_code: str | None) -> PollError:
 
 
 class ApiClient:
-    """GET pages from one ModelArts endpoint; knows nothing of paging or of the metrics."""
+    """GET pages from one ModelArts endpoint; knows nothing of paging or of the metrics.
+
+    ``http``: the clients requests borrow, one request at a time each (as many as may run at once;
+    same base URL, auth and settings)."""
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: Sequence[httpx.AsyncClient],
         *,
         retry: RetryPolicy,
         request_deadline: float,
@@ -128,17 +136,23 @@ class ApiClient:
         on_response: Callable[[str], None] = lambda code: None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._http = http
+        if not http:
+            raise ValueError("at least one HTTP client is needed")
+        self._clients = tuple(http)
+        self._idle = list(http)
+        """Free clients; the most recently used (its connection the likeliest open) on top."""
+        self._free = anyio.Semaphore(len(http))
         self._retry = retry
         self._deadline = request_deadline
         self._max_bytes = max_response_bytes
         self._on_response = on_response
         self._sleep = sleep
         self._clock_warned = False
-        self._base = str(http.base_url).rstrip("/")
+        self._base = str(http[0].base_url).rstrip("/")
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     async def get_page(self, path: str, params: Mapping[str, str]) -> Page:
         attempt = 0
@@ -210,7 +224,17 @@ class ApiClient:
         # One absolute URL, parsed once: given a relative path and params, httpx parses and merges
         # URLs three times per request (a measurable share of a poll's CPU).
         url = httpx.URL(f"{self._base}{path}?{urlencode(params)}" if params else self._base + path)
-        async with self._http.stream("GET", url) as response:
+        async with self._free:
+            http = self._idle.pop()
+            try:
+                return await self._read(http, url, path)
+            finally:
+                self._idle.append(http)
+
+    async def _read(
+        self, http: httpx.AsyncClient, url: httpx.URL, path: str
+    ) -> tuple[int, httpx.Headers, bytes]:
+        async with http.stream("GET", url) as response:
             declared = response.headers.get("content-length", "")
             too_large = declared.isdigit() and int(declared) > self._max_bytes
             chunks: list[bytes] = []
