@@ -523,6 +523,11 @@ def test_web_config_is_mounted_and_named(values: str) -> None:
         }
 
 
+def test_web_config_sets_try_both_workload_kinds() -> None:
+    kinds = {workload(rendered(values))["kind"] for values in WEB_CONFIG_SETS}
+    assert kinds == {"Deployment", "StatefulSet"}
+
+
 def test_existing_web_config_secret_has_a_default_key() -> None:
     docs = helm_template("--set", "webConfig.existingSecret=web")
     assert container_env(docs)["MODELARTS_EXPORTER_WEB_CONFIG_FILE"]["value"] == (

@@ -74,7 +74,7 @@ app.kubernetes.io/component: exporter
 
 {{/* Web config (TLS and basic auth of the exporter's endpoints): either a whole web-config.yml in
 webConfig.existingSecret, or one the chart renders from webConfig.tls and webConfig.basicAuthUsers.
-Each helper below is true when non-empty. */}}
+The predicates below are true when non-empty. */}}
 {{- define "modelarts-exporter.webConfig.validate" -}}
 {{- $w := .Values.webConfig }}
 {{- if and $w.existingSecret (or $w.tls.secretName $w.tls.clientAuthType $w.tls.clientCA.secretName $w.basicAuthUsers) }}
