@@ -1,6 +1,6 @@
 """The Helm chart: lint, schema-valid manifests, secure defaults, credentials only from the Secret,
-sharded mode, settings the exporter really reads, and the rules and dashboards it ships being the
-single sources' copies."""
+sharded mode, settings the exporter really reads, the web config (TLS and basic auth) the exporter
+accepts, and the rules and dashboards it ships being the single sources' copies."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+import trustme
 import yaml
 
 from deploy_helpers import (
@@ -29,8 +30,17 @@ from deploy_helpers import (
 )
 from modelarts_exporter.settings import ENV_PREFIX, SECRET_FIELDS, Settings, load
 from modelarts_exporter.targets import resolve
+from modelarts_exporter.webconfig import load as load_web_config
 
-VALUE_SETS = {"defaults": (), "ci": ("--values", str(CI_VALUES))}
+# The defaults and every ci/<name>-values.yaml, by <name>.
+VALUE_SETS = {
+    "defaults": (),
+    **{
+        path.name.removesuffix("-values.yaml"): ("--values", str(path))
+        for path in sorted(CI_VALUES.parent.glob("*-values.yaml"))
+    },
+}
+WEB_CONFIG_SETS = sorted(name for name in VALUE_SETS if name.startswith("webconfig-"))
 MIN_KUBERNETES = "1.28.0"  # Chart.yaml kubeVersion
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
 # Each credential setting and the default key it has in the Secret (secret.keys.*).
@@ -100,14 +110,16 @@ def test_manifests_validate_against_kubernetes_schemas(values: str) -> None:
     assert checked >= 3
 
 
-def test_operator_resources_validate_against_crd_schemas() -> None:
-    docs = rendered("ci")
-    for kind in sorted(OPERATOR_KINDS):
+@pytest.mark.parametrize("values", ["ci", *WEB_CONFIG_SETS])
+def test_operator_resources_validate_against_crd_schemas(values: str) -> None:
+    docs = [doc for doc in rendered(values) if doc["kind"] in OPERATOR_KINDS]
+    assert docs
+    for doc in docs:
         errors = sorted(
-            jsonschema.Draft202012Validator(operator_schema(kind)).iter_errors(only(docs, kind)),
+            jsonschema.Draft202012Validator(operator_schema(doc["kind"])).iter_errors(doc),
             key=str,
         )
-        assert errors == [], f"{kind}: {[error.message for error in errors]}"
+        assert errors == [], f"{doc['kind']}: {[error.message for error in errors]}"
 
 
 def test_operator_schema_rejects_an_unknown_field() -> None:
@@ -134,8 +146,6 @@ def test_pods_run_locked_down(values: str) -> None:
     assert context["seccompProfile"] == {"type": "RuntimeDefault"}
     assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
     assert "memory" in container["resources"]["limits"]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["ports"] == [
         {"name": "http-metrics", "containerPort": 9878, "protocol": "TCP"}
     ]
@@ -326,9 +336,14 @@ def test_every_rendered_setting_is_one_the_exporter_reads() -> None:
     the chart would be dropped silently."""
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
     known |= {f"{ENV_PREFIX}{name.upper()}_FILE" for name in SECRET_FIELDS}
-    names = {name for name in container_env(rendered("ci")) if name.startswith(ENV_PREFIX)}
+    names = {
+        name
+        for values in VALUE_SETS
+        for name in container_env(rendered(values))
+        if name.startswith(ENV_PREFIX)
+    }
     assert sorted(names - known) == []
-    # ci-values.yaml turns on every variable the templates can set, so all of them were checked.
+    # The ci value sets together turn on every variable the templates can set, so all were checked.
     templates = "".join(path.read_text() for path in (CHART / "templates").iterdir())
     assert set(re.findall(rf"{ENV_PREFIX}[A-Z_]+", templates)) <= names
 
@@ -425,6 +440,249 @@ def test_prometheus_rule_honours_overrides() -> None:
     assert rules["ModelArtsPoolGpuStarvation"]["for"] == "2h"
     assert "for 2h" in rules["ModelArtsPoolGpuStarvation"]["annotations"]["description"]
     assert all(rule["labels"]["team"] == "ml-platform" for rule in rules.values())
+
+
+# --- the web config ------------------------------------------------------------------------------
+
+WEB_DIR = "/etc/modelarts-exporter/web"
+HASH = "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG"  # as in the ci values
+
+
+def probe_kind(probe: dict[str, Any]) -> str:
+    if "tcpSocket" in probe:
+        return f"TCP {probe['tcpSocket']['port']}"
+    get = probe["httpGet"]
+    return f"{get.get('scheme', 'HTTP')} {get['port']} {get['path']}"
+
+
+HTTP_PROBES = ("HTTP http-metrics /healthz", "HTTP http-metrics /readyz")
+HTTPS_PROBES = ("HTTPS http-metrics /healthz", "HTTPS http-metrics /readyz")
+PROBES = {
+    "defaults": HTTP_PROBES,
+    "ci": HTTP_PROBES,
+    # /readyz needs no password: the kubelet cannot send one.
+    "webconfig-basic-auth": HTTP_PROBES,
+    "webconfig-tls": HTTPS_PROBES,
+    "webconfig-existing-secret": HTTPS_PROBES,
+    # The kubelet has no client certificate to show.
+    "webconfig-client-auth": ("TCP http-metrics", "TCP http-metrics"),
+}
+
+
+@pytest.mark.parametrize("values", sorted(VALUE_SETS))
+def test_probes_follow_the_web_config(values: str) -> None:
+    assert sorted(PROBES) == sorted(VALUE_SETS), "say what the probes of a new value set are"
+    probes = container(rendered(values))
+    assert (probe_kind(probes["livenessProbe"]), probe_kind(probes["readinessProbe"])) == (
+        PROBES[values]
+    )
+
+
+def test_probes_keep_their_other_values_under_tls() -> None:
+    probe = container(
+        helm_template(
+            "--set", "webConfig.tls.secretName=tls",
+            "--set", "readinessProbe.periodSeconds=7",
+            "--set", "readinessProbe.httpGet.scheme=HTTP",
+        )
+    )["readinessProbe"]  # fmt: skip
+    assert probe["periodSeconds"] == 7
+    assert probe["httpGet"]["scheme"] == "HTTPS"
+
+
+def web_config_volume(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (volume,) = [
+        volume
+        for volume in workload(docs)["spec"]["template"]["spec"]["volumes"]
+        if volume["name"] == "web-config"
+    ]
+    return volume
+
+
+@pytest.mark.parametrize("values", WEB_CONFIG_SETS)
+def test_web_config_is_mounted_and_named(values: str) -> None:
+    docs = rendered(values)
+    mounts = {mount["name"]: mount for mount in container(docs)["volumeMounts"]}
+    assert mounts["web-config"] == {"name": "web-config", "mountPath": WEB_DIR, "readOnly": True}
+    file = container_env(docs)["MODELARTS_EXPORTER_WEB_CONFIG_FILE"]["value"]
+    volume = web_config_volume(docs)
+    if values == "webconfig-existing-secret":
+        assert file == f"{WEB_DIR}/config.yml"
+        assert volume["secret"] == {"secretName": "modelarts-exporter-web", "defaultMode": 0o440}
+        assert "Secret" not in {doc["kind"] for doc in docs}
+    else:
+        assert file == f"{WEB_DIR}/web-config.yml"
+        assert volume["projected"]["defaultMode"] == 0o440
+        secret = only(docs, "Secret")
+        assert secret["metadata"]["name"] == "modelarts-exporter-web-config"
+        assert volume["projected"]["sources"][0] == {
+            "secret": {
+                "name": "modelarts-exporter-web-config",
+                "items": [{"key": "web-config.yml", "path": "web-config.yml"}],
+            }
+        }
+
+
+def test_web_config_sets_try_both_workload_kinds() -> None:
+    kinds = {workload(rendered(values))["kind"] for values in WEB_CONFIG_SETS}
+    assert kinds == {"Deployment", "StatefulSet"}
+
+
+def test_existing_web_config_secret_has_a_default_key() -> None:
+    docs = helm_template("--set", "webConfig.existingSecret=web")
+    assert container_env(docs)["MODELARTS_EXPORTER_WEB_CONFIG_FILE"]["value"] == (
+        f"{WEB_DIR}/web-config.yml"
+    )
+    assert probe_kind(container(docs)["readinessProbe"]) == HTTP_PROBES[1]
+    assert only(docs, "Service")["spec"]["ports"][0]["appProtocol"] == "http"
+
+
+@pytest.mark.parametrize("values", ["defaults", *WEB_CONFIG_SETS])
+def test_service_port_tells_whether_it_speaks_tls(values: str) -> None:
+    (port,) = only(rendered(values), "Service")["spec"]["ports"]
+    assert port["name"] == "http-metrics"  # the ServiceMonitor and the NetworkPolicy name it
+    assert port["appProtocol"] == ("http" if PROBES[values][0].startswith("HTTP ") else "https")
+
+
+def scrape_endpoint(values: str) -> dict[str, Any]:
+    (endpoint,) = only(rendered(values), "ServiceMonitor")["spec"]["endpoints"]
+    return endpoint
+
+
+def test_servicemonitor_scrapes_https_with_the_ca_and_the_service_name() -> None:
+    endpoint = scrape_endpoint("webconfig-tls")
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == {
+        "ca": {"secret": {"name": "modelarts-exporter-tls", "key": "ca.crt"}},
+        # Prometheus connects to pod IPs; the certificate names the Service.
+        "serverName": "modelarts-exporter.monitoring.svc",
+    }
+    assert endpoint["basicAuth"] == {
+        "username": {"name": "modelarts-exporter-scrape", "key": "user"},
+        "password": {"name": "modelarts-exporter-scrape", "key": "pass"},
+    }
+
+
+def test_servicemonitor_shows_a_client_certificate() -> None:
+    endpoint = scrape_endpoint("webconfig-client-auth")
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"]["serverName"] == "modelarts-exporter.monitoring.svc.cluster.local"
+    assert endpoint["tlsConfig"]["cert"] == {
+        "secret": {"name": "prometheus-scrape-client", "key": "tls.crt"}
+    }
+    assert endpoint["tlsConfig"]["keySecret"] == {
+        "name": "prometheus-scrape-client",
+        "key": "tls.key",
+    }
+    assert "basicAuth" not in endpoint
+
+
+def test_servicemonitor_sends_a_password_over_plain_http() -> None:
+    endpoint = scrape_endpoint("webconfig-basic-auth")
+    assert "scheme" not in endpoint and "tlsConfig" not in endpoint
+    assert endpoint["basicAuth"]["password"] == {
+        "name": "modelarts-exporter-scrape",
+        "key": "password",
+    }
+
+
+def test_web_config_changes_do_not_roll_the_pods() -> None:
+    """The exporter re-reads its web config file when it changes (Kubernetes updates the mounted
+    Secret in place), so no checksum of it is in the pod template."""
+    before = workload(rendered("webconfig-tls"))["spec"]["template"]
+    after = workload(
+        helm_template(
+            "--values", VALUE_SETS["webconfig-tls"][1],
+            "--set", "webConfig.basicAuthUsers.grafana=" + HASH,
+        )
+    )["spec"]["template"]  # fmt: skip
+    assert after == before
+
+
+def _pki() -> tuple[trustme.CA, trustme.LeafCert, trustme.CA]:
+    server_ca, client_ca = trustme.CA(), trustme.CA()
+    return server_ca, server_ca.issue_cert("modelarts-exporter.monitoring.svc"), client_ca
+
+
+@pytest.mark.parametrize(
+    ("values", "described"),
+    [
+        ("webconfig-basic-auth", "tls=off basic_auth_users=1"),
+        ("webconfig-tls", "tls=on basic_auth_users=1"),
+        ("webconfig-client-auth", "tls=on with client certificates basic_auth_users=0"),
+    ],
+)
+def test_exporter_accepts_the_web_config_the_chart_renders(
+    tmp_path: Path, values: str, described: str
+) -> None:
+    """The chart's web-config.yml and the Secrets' files, laid out as the pod's projected volume
+    lays them out, given to the exporter's own loader."""
+    docs = rendered(values)
+    server_ca, server, client_ca = _pki()
+    secrets = {  # what the Secrets the volume projects hold, by name
+        "modelarts-exporter-web-config": only(docs, "Secret")["stringData"],
+        "modelarts-exporter-tls": {  # cert-manager's keys
+            "tls.crt": server.cert_chain_pems[0].bytes().decode(),
+            "tls.key": server.private_key_pem.bytes().decode(),
+            "ca.crt": server_ca.cert_pem.bytes().decode(),
+        },
+        "scrape-clients-ca": {"ca.pem": client_ca.cert_pem.bytes().decode()},
+    }
+    for source in web_config_volume(docs)["projected"]["sources"]:
+        for item in source["secret"]["items"]:
+            (tmp_path / item["path"]).write_text(secrets[source["secret"]["name"]][item["key"]])
+    file = container_env(docs)["MODELARTS_EXPORTER_WEB_CONFIG_FILE"]["value"]
+    config = load_web_config(tmp_path / file.removeprefix(f"{WEB_DIR}/"))
+    assert config.describe() == described
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["webConfig.existingSecret=web", "webConfig.tls.secretName=tls"],
+            "webConfig.existingSecret holds a complete web-config.yml",
+        ),
+        (
+            ["webConfig.existingSecret=web", f"webConfig.basicAuthUsers.prometheus={HASH}"],
+            "webConfig.existingSecret holds a complete web-config.yml",
+        ),
+        (["webConfig.existingSecretTls=true"], "which is not set"),
+        (
+            ["webConfig.tls.clientAuthType=RequireAndVerifyClientCert"],
+            "clientAuthType needs webConfig.tls.secretName",
+        ),
+        (
+            ["webConfig.tls.secretName=tls", "webConfig.tls.clientCA.secretName=ca"],
+            "webConfig.tls.clientAuthType is empty",
+        ),
+        (
+            ["serviceMonitor.enabled=true", "serviceMonitor.tlsConfig.insecureSkipVerify=true"],
+            "serviceMonitor.tlsConfig is set but the exporter serves plain HTTP",
+        ),
+    ],
+)
+def test_contradicting_web_config_values_are_refused(args: list[str], message: str) -> None:
+    refusal = helm_template_refused(*[arg for value in args for arg in ("--set", value)])
+    assert message in refusal
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "webConfig.basicAuthUsers.prometheus=plain-password"], "Does not match pattern"),
+        (["--set", f"webConfig.basicAuthUsers.a:b={HASH}"], 'Property name of "a:b"'),
+        (["--set", "webConfig.tls.clientAuthType=RequireAnyClientCert"], "must be one of"),
+        (["--set-string", "webConfig.existingSecretTls=true"], "Expected: boolean"),
+        (["--set", "webConfig.tls.secretName=1"], "Expected: string"),
+        (["--set", "webConfig.tls.clientCA.key="], "length must be greater"),
+        (["--set", "serviceMonitor.tlsConfig.ca=ca.crt"], "Expected: object"),
+        (["--set", "serviceMonitor.tlsConfig.insecureSkipVerfy=true"], "insecureSkipVerfy"),
+        (["--set", "serviceMonitor.basicAuth.username=prometheus"], "username"),
+    ],
+)
+def test_schema_rejects_wrong_web_config_values(args: list[str], message: str) -> None:
+    assert message in helm_template_refused(*args)
 
 
 # Values passed to Kubernetes whole; the README describes them as one entry.

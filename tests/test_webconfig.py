@@ -1,6 +1,6 @@
 """The web configuration file: checked at start-up with one line per problem; HTTPS, client
-certificates and basic auth on every endpoint but /healthz — and a real Prometheus scraping
-through all of it."""
+certificates and basic auth on every endpoint but the probes' /healthz and /readyz — and a real
+Prometheus scraping through all of it."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ from conftest import (
 from modelarts_exporter.app import build_registry
 from modelarts_exporter.server import ExporterApp, HttpServer
 from modelarts_exporter.settings import ConfigError, load
-from modelarts_exporter.state import StateStore
-from modelarts_exporter.webconfig import BasicAuth, WebConfigError, protect
+from modelarts_exporter.state import StateStore, TargetState
+from modelarts_exporter.webconfig import BasicAuth, WebConfigError, Wsgi, protect
 from modelarts_exporter.webconfig import load as load_web_config
 
 USER = "prometheus"
@@ -241,7 +241,9 @@ def serve_protected(pki: Pki) -> Iterator[Serve]:
         server.stop()
 
 
-def test_every_endpoint_but_healthz_asks_for_the_password(pki: Pki, serve_protected: Serve) -> None:
+def test_every_endpoint_but_the_probes_asks_for_the_password(
+    pki: Pki, serve_protected: Serve
+) -> None:
     url = serve_protected(
         {
             "tls_server_config": TLS,
@@ -251,7 +253,11 @@ def test_every_endpoint_but_healthz_asks_for_the_password(pki: Pki, serve_protec
     )
     with httpx.Client(base_url=url, verify=pki.client_context(with_certificate=False)) as http:
         assert http.get("/healthz").status_code == 200
-        for path in ("/metrics", "/readyz", "/", "/nope"):
+        # Kubernetes probes cannot send credentials; no target has polled yet.
+        unready = http.get("/readyz")
+        assert (unready.status_code, unready.text) == (503, "not ready\n")
+        assert unready.headers["x-content-type-options"] == "nosniff"
+        for path in ("/metrics", "/", "/nope"):
             refused = http.get(path)
             assert refused.status_code == 401, path
             assert refused.headers["www-authenticate"].startswith("Basic")
@@ -263,6 +269,54 @@ def test_every_endpoint_but_healthz_asks_for_the_password(pki: Pki, serve_protec
         assert http.get("/healthz").headers["x-content-type-options"] == "nosniff"
     with pytest.raises(httpx.TransportError):  # plain HTTP to the HTTPS port: refused
         httpx.get(url.replace("https://", "http://") + "/healthz", timeout=5)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    text: str
+
+
+def _get(app: Wsgi, path: str, authorization: str | None = None, method: str = "GET") -> Answer:
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], *_: object) -> object:
+        started.append((status, headers))
+        return None
+
+    environ = {"PATH_INFO": path, "REQUEST_METHOD": method}
+    if authorization is not None:
+        environ["HTTP_AUTHORIZATION"] = authorization
+    body = b"".join(app(environ, start_response))
+    (status, headers), *_ = started
+    return Answer(int(status.split()[0]), dict(headers), body.decode())
+
+
+def test_readyz_without_a_password_names_no_target(tmp_path: Path) -> None:
+    """Stale targets' names and project ids are as private as /metrics: only an authenticated
+    readiness check lists them."""
+    store = StateStore()
+    store.publish(TargetState(target="team-secret", project_id="0123abcd"))
+    registry = build_registry(store)
+    app = ExporterApp(store, registry, ready_intervals=3, version="9.9.9", clock=lambda: 1000.0)
+    protected = protect(
+        app, load_web_config(write_config(tmp_path, {"basic_auth_users": {USER: HASH}}))
+    )
+
+    for authorization in (None, basic(USER, "wrong")):
+        anonymous = _get(protected, "/readyz", authorization)
+        assert (anonymous.status, anonymous.text) == (503, "not ready\n")
+        assert anonymous.headers["Content-Length"] == "10"
+    head = _get(protected, "/readyz", method="HEAD")
+    assert (head.status, head.text, head.headers["Content-Length"]) == (503, "", "10")
+    detailed = _get(protected, "/readyz", basic(USER, PASSWORD))
+    assert detailed.status == 503 and "team-secret" in detailed.text
+    assert _get(protected, "/metrics").status == 401
+
+    store.publish(TargetState(target="team-secret", project_id="0123abcd", last_success=990.0))
+    ready = _get(protected, "/readyz")
+    assert (ready.status, ready.text) == (200, "ready\n")
 
 
 def test_client_certificates_are_required_and_verified(pki: Pki, serve_protected: Serve) -> None:

@@ -5,9 +5,10 @@ scrape settings work here as for node_exporter.
 - ``tls_server_config``: serve HTTPS (``cert_file``, ``key_file``, ``min_version``,
   ``max_version``), optionally requiring client certificates (``client_auth_type``,
   ``client_ca_file`` or inline ``client_ca``). Relative paths are relative to the file.
-- ``basic_auth_users``: user name to bcrypt hash. Every endpoint except ``/healthz`` then asks for
-  a password; ``/healthz`` stays open so that liveness probes need no credentials (it says
-  nothing but "ok").
+- ``basic_auth_users``: user name to bcrypt hash. Every endpoint except ``/healthz`` and
+  ``/readyz`` then asks for a password; those two stay open because Kubernetes probes cannot send
+  credentials. Without a password ``/readyz`` tells only whether the exporter is ready, not which
+  targets are stale (their names and project ids are for authenticated eyes, like ``/metrics``).
 - ``http_server_config.headers``: security headers added to every answer.
 
 The file is read and checked once, at start-up: a problem stops the exporter with one line
@@ -42,8 +43,8 @@ import yaml
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/healthz"})
-"""Served without a password: liveness probes carry none."""
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+"""Served without a password: Kubernetes probes carry none."""
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
 
 _TLS_VERSIONS = {
@@ -355,9 +356,42 @@ def protect(app: Wsgi, config: WebConfig) -> Wsgi:
                 ],
             )
             return [body]
+        if (
+            auth is not None
+            and environ.get("PATH_INFO") == "/readyz"
+            and not auth.check(environ.get("HTTP_AUTHORIZATION"))
+        ):
+            return _readiness_only(app, environ, respond)
         return app(environ, respond)
 
     return protected
+
+
+def _readiness_only(app: Wsgi, environ: dict[str, Any], respond: StartResponse) -> Iterable[bytes]:
+    """``/readyz`` for a client without a password: the same status, but a 503 no longer says
+    which targets are stale (their names and project ids are as private as ``/metrics``)."""
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def keep(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> object:
+        started.append((status, headers))
+        return lambda data: None
+
+    answer = app(environ, keep)
+    try:
+        body = b"".join(answer)
+    finally:
+        close = getattr(answer, "close", None)
+        if close is not None:
+            close()
+    status, headers = started[-1]
+    if status.startswith("503"):
+        body = b"not ready\n"
+        headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(body))))
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            body = b""
+    respond(status, headers)
+    return [body]
 
 
 def handshake(context: ssl.SSLContext, connection: socket.socket) -> ssl.SSLSocket | None:

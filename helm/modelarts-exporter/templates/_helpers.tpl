@@ -70,9 +70,135 @@ app.kubernetes.io/component: exporter
 
 {{- define "modelarts-exporter.configFilePath" -}}/etc/modelarts-exporter/config/targets.yaml{{- end }}
 {{- define "modelarts-exporter.secretMountPath" -}}/etc/modelarts-exporter/secrets{{- end }}
+{{- define "modelarts-exporter.webConfigMountPath" -}}/etc/modelarts-exporter/web{{- end }}
+
+{{/* Web config (TLS and basic auth of the exporter's endpoints): either a whole web-config.yml in
+webConfig.existingSecret, or one the chart renders from webConfig.tls and webConfig.basicAuthUsers.
+The predicates below are true when non-empty. */}}
+{{- define "modelarts-exporter.webConfig.validate" -}}
+{{- $w := .Values.webConfig }}
+{{- if and $w.existingSecret (or $w.tls.secretName $w.tls.clientAuthType $w.tls.clientCA.secretName $w.basicAuthUsers) }}
+{{- fail "webConfig.existingSecret holds a complete web-config.yml: leave webConfig.tls and webConfig.basicAuthUsers empty, or drop existingSecret and let the chart render the file from them" }}
+{{- end }}
+{{- if and (not $w.existingSecret) (or $w.existingSecretTls $w.existingSecretClientCertRequired) }}
+{{- fail "webConfig.existingSecretTls and webConfig.existingSecretClientCertRequired describe the file in webConfig.existingSecret, which is not set" }}
+{{- end }}
+{{- if and $w.tls.clientAuthType (not $w.tls.secretName) }}
+{{- fail "webConfig.tls.clientAuthType needs webConfig.tls.secretName: client certificates are checked in the TLS handshake" }}
+{{- end }}
+{{- if and $w.tls.clientCA.secretName (not $w.tls.clientAuthType) }}
+{{- fail "webConfig.tls.clientCA.secretName is set but webConfig.tls.clientAuthType is empty: the exporter refuses client CAs it would not use" }}
+{{- end }}
+{{- end }}
+
+{{- define "modelarts-exporter.webConfig.render" -}}
+{{- $w := .Values.webConfig }}
+{{- if or $w.tls.secretName $w.basicAuthUsers }}true{{ end }}
+{{- end }}
+
+{{- define "modelarts-exporter.webConfig.enabled" -}}
+{{- if or .Values.webConfig.existingSecret (include "modelarts-exporter.webConfig.render" .) }}true{{ end }}
+{{- end }}
+
+{{- define "modelarts-exporter.webConfig.tls" -}}
+{{- $w := .Values.webConfig }}
+{{- if or $w.tls.secretName $w.existingSecretTls $w.existingSecretClientCertRequired }}true{{ end }}
+{{- end }}
+
+{{/* Kubernetes probes cannot present a client certificate. */}}
+{{- define "modelarts-exporter.webConfig.clientCertRequired" -}}
+{{- $w := .Values.webConfig }}
+{{- if or (eq $w.tls.clientAuthType "RequireAndVerifyClientCert") $w.existingSecretClientCertRequired }}true{{ end }}
+{{- end }}
+
+{{- define "modelarts-exporter.webConfig.secretName" -}}
+{{- default (printf "%s-web-config" (include "modelarts-exporter.fullname" .)) .Values.webConfig.existingSecret }}
+{{- end }}
+
+{{- define "modelarts-exporter.webConfig.file" -}}
+{{- $key := "web-config.yml" }}
+{{- if .Values.webConfig.existingSecret }}
+{{- $key = .Values.webConfig.existingSecretKey }}
+{{- end }}
+{{- printf "%s/%s" (include "modelarts-exporter.webConfigMountPath" .) $key }}
+{{- end }}
+
+{{/* The web-config.yml the chart renders. Paths are relative to it: the files of the TLS Secrets
+are projected next to it (see webConfig.volume). */}}
+{{- define "modelarts-exporter.webConfig.content" -}}
+{{- $w := .Values.webConfig }}
+{{- $config := dict }}
+{{- if $w.tls.secretName }}
+{{- $tls := dict "cert_file" "tls.crt" "key_file" "tls.key" }}
+{{- if $w.tls.clientAuthType }}
+{{- $_ := set $tls "client_auth_type" $w.tls.clientAuthType }}
+{{- $_ := set $tls "client_ca_file" "client-ca.crt" }}
+{{- end }}
+{{- $_ := set $config "tls_server_config" $tls }}
+{{- end }}
+{{- with $w.basicAuthUsers }}
+{{- $_ := set $config "basic_auth_users" . }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/* One volume holding web-config.yml and every file it names, mounted without subPath so that
+Kubernetes updates the files in place when a Secret changes (cert-manager renewing the
+certificate, new users). No checksum annotation rolls the pods: the exporter re-reads its web
+config when the file changes. */}}
+{{- define "modelarts-exporter.webConfig.volume" -}}
+{{- $w := .Values.webConfig -}}
+- name: web-config
+  {{- if $w.existingSecret }}
+  secret:
+    secretName: {{ $w.existingSecret }}
+    defaultMode: 0440
+  {{- else }}
+  projected:
+    defaultMode: 0440
+    sources:
+      - secret:
+          name: {{ include "modelarts-exporter.webConfig.secretName" . }}
+          items:
+            - key: web-config.yml
+              path: web-config.yml
+      {{- with $w.tls.secretName }}
+      - secret:
+          name: {{ . }}
+          items:
+            - key: tls.crt
+              path: tls.crt
+            - key: tls.key
+              path: tls.key
+      {{- end }}
+      {{- if $w.tls.clientAuthType }}
+      - secret:
+          name: {{ default $w.tls.secretName $w.tls.clientCA.secretName }}
+          items:
+            - key: {{ $w.tls.clientCA.key }}
+              path: client-ca.crt
+      {{- end }}
+  {{- end }}
+{{- end }}
+
+{{/* A probe of the values, fitted to the web config: HTTPS under TLS, and a TCP check when every
+client must show a certificate (the kubelet has none). */}}
+{{- define "modelarts-exporter.probe" -}}
+{{- $probe := deepCopy .probe }}
+{{- if $probe.httpGet }}
+{{- if include "modelarts-exporter.webConfig.clientCertRequired" .root }}
+{{- $_ := set $probe "tcpSocket" (dict "port" $probe.httpGet.port) }}
+{{- $_ := unset $probe "httpGet" }}
+{{- else if include "modelarts-exporter.webConfig.tls" .root }}
+{{- $_ := set $probe.httpGet "scheme" "HTTPS" }}
+{{- end }}
+{{- end }}
+{{- toYaml $probe }}
+{{- end }}
 
 {{/* The pod template both workload kinds use. */}}
 {{- define "modelarts-exporter.podTemplate" -}}
+{{- include "modelarts-exporter.webConfig.validate" . }}
 {{- $secretName := include "modelarts-exporter.secretName" . -}}
 metadata:
   labels:
@@ -138,6 +264,10 @@ spec:
         - name: MODELARTS_EXPORTER_CONFIG_FILE
           value: {{ include "modelarts-exporter.configFilePath" . }}
         {{- end }}
+        {{- if include "modelarts-exporter.webConfig.enabled" . }}
+        - name: MODELARTS_EXPORTER_WEB_CONFIG_FILE
+          value: {{ include "modelarts-exporter.webConfig.file" . }}
+        {{- end }}
         {{- if .Values.sharding.enabled }}
         - name: MODELARTS_EXPORTER_SHARD
           valueFrom:
@@ -164,9 +294,9 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
       livenessProbe:
-        {{- toYaml .Values.livenessProbe | nindent 8 }}
+        {{- include "modelarts-exporter.probe" (dict "probe" .Values.livenessProbe "root" .) | nindent 8 }}
       readinessProbe:
-        {{- toYaml .Values.readinessProbe | nindent 8 }}
+        {{- include "modelarts-exporter.probe" (dict "probe" .Values.readinessProbe "root" .) | nindent 8 }}
       resources:
         {{- toYaml .Values.resources | nindent 8 }}
       securityContext:
@@ -184,6 +314,11 @@ spec:
           mountPath: {{ include "modelarts-exporter.secretMountPath" . }}
           readOnly: true
         {{- end }}
+        {{- if include "modelarts-exporter.webConfig.enabled" . }}
+        - name: web-config
+          mountPath: {{ include "modelarts-exporter.webConfigMountPath" . }}
+          readOnly: true
+        {{- end }}
   volumes:
     # Scratch space for anything that asks for a temporary file; the root filesystem stays read-only.
     - name: tmp
@@ -199,6 +334,9 @@ spec:
       secret:
         secretName: {{ $secretName }}
         defaultMode: 0440
+    {{- end }}
+    {{- if include "modelarts-exporter.webConfig.enabled" . }}
+    {{- include "modelarts-exporter.webConfig.volume" . | nindent 4 }}
     {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
