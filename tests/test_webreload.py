@@ -116,8 +116,8 @@ class Endpoint:
         assert der is not None
         return der
 
-    def metrics(self, verify: ssl.SSLContext | bool, password: str = PASSWORD) -> dict[str, float]:
-        response = httpx.get(f"{self.url}/metrics", verify=verify, auth=(USER, password))
+    def metrics(self, verify: ssl.SSLContext | bool) -> dict[str, float]:
+        response = httpx.get(f"{self.url}/metrics", verify=verify, auth=(USER, PASSWORD))
         assert response.status_code == 200
         samples = parse_samples(response.text)
         return {name: select(samples, name) for name in (OK, WHEN)}
@@ -125,7 +125,6 @@ class Endpoint:
 
 @dataclass
 class Served(Endpoint):
-    live: LiveWebConfig
     clock: Clock
 
     def later(self) -> None:
@@ -156,7 +155,7 @@ def serve() -> Iterator[Serve]:
         server.start()
         servers.append(server)
         scheme = "https" if tls else "http"
-        return Served(f"{scheme}://127.0.0.1:{server.port}", live, clock)
+        return Served(f"{scheme}://127.0.0.1:{server.port}", clock)
 
     yield start
     for server in servers:

@@ -111,15 +111,14 @@ class LiveWebConfig:
             self._lock.release()
 
     def _check(self) -> None:
-        # While the files are broken, every look reads them again: a file the broken
-        # configuration names (a key copied in after the file naming it) has no signature yet,
-        # and files put back exactly as they were must end the failure too.
-        unchanged = all(_signature(path) == known for path, known in self._signatures.items())
-        if unchanged and self._failure is None:
-            return
         # Signatures are taken before reading, so that a file changing while it is read is
         # seen as changed at the next look, not lost.
         before = self._sign({}, self._signatures)
+        # While the files are broken, every look reads them again: a file the broken
+        # configuration names (a key copied in after the file naming it) has no signature yet,
+        # and files put back exactly as they were must end the failure too.
+        if before == self._signatures and self._failure is None:
+            return
         try:
             config = load(self._path)
             self._check_mode(config)
