@@ -41,6 +41,7 @@ SECRET_KEY = "SK-TEST-secret-91b2"
 WRONG_SECRET_KEY = "SK-wrong-3f0c"
 SECURITY_TOKEN = "st-security-55aa"
 BASIC_AUTH_PASSWORD = "scrape-password-5c1d"
+NEW_BASIC_AUTH_PASSWORD = "rotated-password-8e2f"
 TEST_SECRETS = (
     TOKEN,
     WRONG_TOKEN,
@@ -48,6 +49,7 @@ TEST_SECRETS = (
     WRONG_SECRET_KEY,
     SECURITY_TOKEN,
     BASIC_AUTH_PASSWORD,
+    NEW_BASIC_AUTH_PASSWORD,
 )
 _leaks: list[str] = []
 

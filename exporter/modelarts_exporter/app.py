@@ -13,6 +13,7 @@ import logging
 import signal
 import ssl
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,7 +34,7 @@ from modelarts_exporter.state import StateStore
 from modelarts_exporter.targets import resolve
 from modelarts_exporter.v1 import V1Source
 from modelarts_exporter.webconfig import WebConfig, WebConfigError, protect
-from modelarts_exporter.webconfig import load as load_web_config
+from modelarts_exporter.webreload import LiveWebConfig, ReloadStatus
 
 log = logging.getLogger(__name__)
 USER_AGENT = f"modelarts-exporter/{__version__}"
@@ -144,9 +145,13 @@ def build_target(
     return Target(poller, client, auth)
 
 
-def build_registry(store: StateStore, shard: tuple[int, int] = (0, 1)) -> CollectorRegistry:
+def build_registry(
+    store: StateStore,
+    shard: tuple[int, int] = (0, 1),
+    web_config: Callable[[], ReloadStatus | None] = lambda: None,
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(lambda: store.current()[1], __version__, shard))
+    registry.register(StateCollector(lambda: store.current()[1], __version__, shard, web_config))
     return registry
 
 
@@ -172,19 +177,23 @@ class Exporter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = StateStore()
-        self.registry = build_registry(self.store, (settings.shard, settings.total_shards))
+        self.web: LiveWebConfig | None = None
+        if settings.web_config_file is not None:
+            try:
+                self.web = LiveWebConfig(settings.web_config_file)
+            except WebConfigError as error:  # changed since the settings were checked
+                raise ConfigError(f"MODELARTS_EXPORTER_WEB_CONFIG_FILE: {error}") from None
+        web_status = self.web.status if self.web is not None else lambda: None
+        self.registry = build_registry(
+            self.store, (settings.shard, settings.total_shards), web_status
+        )
         self.app = ExporterApp(
             self.store,
             self.registry,
             ready_intervals=settings.ready_intervals,
             version=__version__,
+            web_config=web_status,
         )
-        self.web = WebConfig()
-        if settings.web_config_file is not None:
-            try:
-                self.web = load_web_config(settings.web_config_file)
-            except WebConfigError as error:  # changed since the settings were checked
-                raise ConfigError(f"MODELARTS_EXPORTER_WEB_CONFIG_FILE: {error}") from None
         self._initial = resolve(settings)
         self._targets: dict[str, tuple[TargetSettings, Target]] = {}
         self._in_flight: dict[str, asyncio.Task[Any]] = {}
@@ -268,7 +277,11 @@ class Exporter:
 
     async def run(self) -> None:
         host, port = self.settings.listen
-        server = HttpServer(protect(self.app, self.web), host, port, tls=self.web.tls)
+        if self.web is None:
+            server = HttpServer(self.app, host, port)
+        else:
+            tls = self.web.tls if self.web.config.tls is not None else None
+            server = HttpServer(protect(self.app, self.web.guard), host, port, tls=tls)
         server.start()
         for settings in self._initial:
             self._add(settings)
@@ -280,7 +293,7 @@ class Exporter:
             len(self._targets),
             self.settings.shard,
             self.settings.total_shards,
-            self.web.describe(),
+            (self.web.config if self.web is not None else WebConfig()).describe(),
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -27,6 +27,7 @@ from modelarts_exporter import metrics as m
 from modelarts_exporter.aggregate import Histogram
 from modelarts_exporter.errors import Reason
 from modelarts_exporter.state import TargetState
+from modelarts_exporter.webreload import ReloadStatus
 
 LISTING_KINDS = ("full", "incremental")
 
@@ -61,10 +62,12 @@ class StateCollector(Collector):
         states: Callable[[], Sequence[TargetState]],
         version: str,
         shard: tuple[int, int] = (0, 1),
+        web_config: Callable[[], ReloadStatus | None] = lambda: None,
     ) -> None:
         self._states = states
         self._version = version
         self._shard = shard
+        self._web_config = web_config
 
     def describe(self) -> Iterator[Metric]:
         # Registration must not run collect(): the states may not exist yet.
@@ -80,6 +83,10 @@ class StateCollector(Collector):
         shard = families[m.SHARD_INFO.name]
         assert isinstance(shard, InfoMetricFamily)
         shard.add_metric([], {"shard": str(self._shard[0]), "total_shards": str(self._shard[1])})
+        web = self._web_config()
+        if web is not None:
+            _add(families[m.WEB_CONFIG_RELOAD_OK.name], [], 1.0 if web.successful else 0.0)
+            _add(families[m.WEB_CONFIG_RELOAD_TIME.name], [], web.last_success)
         return iter(families.values())
 
     @staticmethod

@@ -141,10 +141,23 @@ SHARD_INFO = _spec(
     "shard", "total_shards",
 )  # fmt: skip
 
+WEB_CONFIG_RELOAD_OK = _spec(
+    "modelarts_exporter_web_config_last_reload_successful",
+    "gauge",
+    "1 when the last reading of the web configuration file (and of the files it names) gave the "
+    "configuration in use, 0 when it failed and the previous one is kept; absent without one.",
+)  # fmt: skip
+WEB_CONFIG_RELOAD_TIME = _spec(
+    "modelarts_exporter_web_config_last_reload_success_timestamp_seconds",
+    "gauge",
+    "Unix time in seconds at which the web configuration in use was read (start-up counts); "
+    "absent without one.",
+)  # fmt: skip
+
 ALL: tuple[MetricSpec, ...] = (
     VERSIONS, POOL_VERSIONS, GPUS, NPUS, DURATION, QUEUE, GPU_SECONDS, NPU_SECONDS, OLDEST,
     REPORTED, UP, LAST_SUCCESS, POLL_DURATION, POLL_ERRORS, API_REQUESTS, LISTINGS, BUILD_INFO,
-    SHARD_INFO,
+    SHARD_INFO, WEB_CONFIG_RELOAD_OK, WEB_CONFIG_RELOAD_TIME,
 )  # fmt: skip
 
 POLL_DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

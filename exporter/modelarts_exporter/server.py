@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from socketserver import ThreadingMixIn
 from typing import IO, Any, cast
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
@@ -26,6 +26,7 @@ from prometheus_client.exposition import choose_encoder
 from modelarts_exporter.state import StateStore, TargetState
 from modelarts_exporter.statuspage import render_status_page
 from modelarts_exporter.webconfig import handshake
+from modelarts_exporter.webreload import ReloadStatus
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,12 @@ class _RenderCache:
     def __init__(self, registry: CollectorRegistry) -> None:
         self._registry = registry
         self._lock = threading.Lock()
-        self._generation = -1
+        self._generation: Hashable = None
         self._entries: dict[tuple[str, bool], bytes] = {}
         self.renders = 0
         """How many times the exposition was rendered (tests and benchmarks read it)."""
 
-    def get(self, generation: int, accept: str, want_gzip: bool) -> tuple[bytes, str]:
+    def get(self, generation: Hashable, accept: str, want_gzip: bool) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
         with self._lock:
             if generation != self._generation:
@@ -65,7 +66,8 @@ class _RenderCache:
 
 
 class ExporterApp:
-    """The WSGI application."""
+    """The WSGI application; ``web_config`` is the state of the web configuration that the
+    registry exports, if any (the exposition is cached until it or the states change)."""
 
     def __init__(
         self,
@@ -75,8 +77,10 @@ class ExporterApp:
         ready_intervals: float,
         version: str,
         clock: Callable[[], float] = time.time,
+        web_config: Callable[[], ReloadStatus | None] = lambda: None,
     ) -> None:
         self._store = store
+        self._web_config = web_config
         self._cache = _RenderCache(registry)
         self._ready_intervals = ready_intervals
         self._version = version
@@ -109,7 +113,7 @@ class ExporterApp:
         return _reply(start_response, "404 Not Found", b"not found\n")
 
     def _metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        generation, _ = self._store.current()
+        generation = (self._store.current()[0], self._web_config())
         want_gzip = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
         body, content_type = self._cache.get(generation, environ.get("HTTP_ACCEPT", ""), want_gzip)
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
@@ -166,16 +170,21 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
     # socketserver's default backlog of 5 drops connections of concurrent scrapers, which then
     # wait for a SYN retransmit (a second): p99 of 0.45 s instead of milliseconds at 32 clients.
     request_queue_size = 128
-    tls: ssl.SSLContext | None = None
+    tls: Callable[[], ssl.SSLContext] | None = None
+    """Asked for each new connection, so that a renewed certificate is used from the next one."""
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         if self.tls is None:
             super().finish_request(request, client_address)
             return
-        secured = handshake(self.tls, request)  # in this connection's own thread
+        secured = handshake(self.tls(), request)  # in this connection's own thread
         if secured is not None:
             with secured:
                 super().finish_request(secured, client_address)
+
+
+def _fixed(context: ssl.SSLContext) -> Callable[[], ssl.SSLContext]:
+    return lambda: context
 
 
 class _ThreadingServerV6(_ThreadingServer):
@@ -235,16 +244,21 @@ class _QuietHandler(WSGIRequestHandler):
 
 class HttpServer:
     """Serves an :class:`ExporterApp` (or it behind :func:`~modelarts_exporter.webconfig.protect`)
-    from a background thread until :meth:`stop`; HTTPS when given a ``tls`` context."""
+    from a background thread until :meth:`stop`; HTTPS when given a ``tls`` context, or a callable
+    giving the context for each new connection (see :mod:`~modelarts_exporter.webreload`)."""
 
     def __init__(
-        self, app: WSGIApplication, host: str, port: int, tls: ssl.SSLContext | None = None
+        self,
+        app: WSGIApplication,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
         server_class = _ThreadingServerV6 if ":" in host else _ThreadingServer
         self._server = make_server(
             host, port, app, server_class=server_class, handler_class=_QuietHandler
         )
-        self._server.tls = tls
+        self._server.tls = _fixed(tls) if isinstance(tls, ssl.SSLContext) else tls
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="http-server", daemon=True
         )

@@ -11,8 +11,9 @@ scrape settings work here as for node_exporter.
   targets are stale (their names and project ids are for authenticated eyes, like ``/metrics``).
 - ``http_server_config.headers``: security headers added to every answer.
 
-The file is read and checked once, at start-up: a problem stops the exporter with one line
-naming it. A setting of the format that this exporter cannot honour (cipher suite and curve lists,
+The file is checked at start-up: a problem stops the exporter with one line naming it. While
+serving, :mod:`~modelarts_exporter.webreload` picks up changes to it and to the files it names. A
+setting of the format that this exporter cannot honour (cipher suite and curve lists,
 client SAN allow-lists, inline server certificates, client-certificate modes that request a
 certificate without verifying it, rate limits) is refused rather than silently ignored.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -109,6 +111,8 @@ class WebConfig:
     users: Mapping[str, bytes] | None = None
     """User name to bcrypt hash; ``None`` or empty: no password asked."""
     headers: tuple[tuple[str, str], ...] = ()
+    files: tuple[Path, ...] = ()
+    """The file itself and the files it names: a change to any of them is a new configuration."""
 
     def describe(self) -> str:
         """For the start-up log line: what protects the endpoints."""
@@ -133,9 +137,10 @@ def load(path: Path) -> WebConfig:
         problem = getattr(error, "problem", None) or "syntax error"
         raise WebConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     try:
-        return _parse(document, path.parent)
+        config = _parse(document, path.parent)
     except WebConfigError as error:
         raise WebConfigError(f"{path}: {error}") from None
+    return dataclasses.replace(config, files=(path, *config.files))
 
 
 def _mapping(value: object, where: str) -> dict[str, Any]:
@@ -158,7 +163,7 @@ def _check_keys(section: Mapping[str, object], known: Iterable[str], prefix: str
 def _parse(document: object, base: Path) -> WebConfig:
     top = _mapping(document, "the file")
     _check_keys(top, _TOP_KEYS, "")
-    tls = _tls(_mapping(top.get("tls_server_config"), "tls_server_config"), base)
+    tls, files = _tls(_mapping(top.get("tls_server_config"), "tls_server_config"), base)
     http = _mapping(top.get("http_server_config"), "http_server_config")
     _check_keys(http, _HTTP_KEYS, "http_server_config.")
     if not isinstance(http.get("http2", True), bool):
@@ -167,6 +172,7 @@ def _parse(document: object, base: Path) -> WebConfig:
         tls=tls,
         users=_users(_mapping(top.get("basic_auth_users"), "basic_auth_users")),
         headers=_headers(_mapping(http.get("headers"), "http_server_config.headers")),
+        files=files,
     )
 
 
@@ -179,14 +185,16 @@ def _string(section: Mapping[str, object], key: str, where: str) -> str:
     return value
 
 
-def _tls(section: Mapping[str, object], base: Path) -> ssl.SSLContext | None:
+def _tls(
+    section: Mapping[str, object], base: Path
+) -> tuple[ssl.SSLContext | None, tuple[Path, ...]]:
     where = "tls_server_config"
     _check_keys(section, _TLS_KEYS, f"{where}.")
     cert, key = _string(section, "cert_file", where), _string(section, "key_file", where)
     ca_file, ca = _string(section, "client_ca_file", where), _string(section, "client_ca", where)
     client_auth = _string(section, "client_auth_type", where)
     if not (cert or key or ca_file or ca or client_auth):
-        return None  # as exporter-toolkit: an empty section means plain HTTP
+        return None, ()  # as exporter-toolkit: an empty section means plain HTTP
     if not cert or not key:
         raise WebConfigError(f"{where} needs both cert_file and key_file")
     client_auth = client_auth or "NoClientCert"
@@ -236,7 +244,7 @@ def _tls(section: Mapping[str, object], base: Path) -> ssl.SSLContext | None:
         except (OSError, ssl.SSLError) as error:
             reason = getattr(error, "reason", None) or error
             raise WebConfigError(f"{where}: cannot load the client CAs: {reason}") from None
-    return context
+    return context, (cert_path, key_path, *([base / ca_file] if ca_file else []))
 
 
 def _tls_version(
@@ -332,12 +340,34 @@ StartResponse = Callable[..., object]
 Wsgi = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def protect(app: Wsgi, config: WebConfig) -> Wsgi:
-    """``app`` behind the configured password check, answers carrying the configured headers."""
-    auth = BasicAuth(config.users) if config.users else None
-    extra = list(config.headers)
+@dataclass(frozen=True)
+class Guard:
+    """What a request is checked against: a configuration and the password check built for it."""
+
+    config: WebConfig
+    auth: BasicAuth | None
+
+    @classmethod
+    def of(cls, config: WebConfig, previous: Guard | None = None) -> Guard:
+        """The guard of ``config``; it keeps ``previous``'s password check (and so its verified
+        passwords) only when the users and their hashes are exactly the same, so that a removed
+        user or a changed hash stops working as soon as the new configuration is in use."""
+        if not config.users:
+            return cls(config, None)
+        if previous is not None and previous.config.users == config.users:
+            return cls(config, previous.auth)
+        return cls(config, BasicAuth(config.users))
+
+
+def protect(app: Wsgi, config: WebConfig | Callable[[], Guard]) -> Wsgi:
+    """``app`` behind the configured password check, answers carrying the configured headers;
+    given a callable, the guard it returns is applied, afresh for every request."""
+    current = _fixed(Guard.of(config)) if isinstance(config, WebConfig) else config
 
     def protected(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        guard = current()
+        auth, extra = guard.auth, list(guard.config.headers)
+
         def respond(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> object:
             return start_response(status, headers + extra, *exc_info)
 
@@ -392,6 +422,10 @@ def _readiness_only(app: Wsgi, environ: dict[str, Any], respond: StartResponse) 
             body = b""
     respond(status, headers)
     return [body]
+
+
+def _fixed(guard: Guard) -> Callable[[], Guard]:
+    return lambda: guard
 
 
 def handshake(context: ssl.SSLContext, connection: socket.socket) -> ssl.SSLSocket | None:
