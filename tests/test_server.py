@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import random
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -15,7 +18,7 @@ from modelarts_exporter import __version__
 from modelarts_exporter.app import build_registry
 from modelarts_exporter.server import ExporterApp, HttpServer
 from modelarts_exporter.simulator import FaultKind, FaultRule
-from modelarts_exporter.state import StateStore
+from modelarts_exporter.state import StateStore, TargetState
 
 MakeExporter = Callable[..., Exporter]
 
@@ -161,3 +164,44 @@ def test_connections_are_kept_alive_and_head_has_no_body(serve: Serve) -> None:
         stream.flush()
         # Had HEAD sent a body, this would read exposition text instead of a status line.
         assert stream.readline().startswith(b"HTTP/1.1 200")
+
+
+class _SlowReadStore(StateStore):
+    """A store whose readers are held up for a while right after reading, as a scrape thread is
+    when the poll takes the GIL between its reading the generation and its rendering: readers
+    come back in another order than they read."""
+
+    def current(self) -> tuple[int, tuple[TargetState, ...]]:
+        read = super().current()
+        time.sleep(random.uniform(0, 0.01))
+        return read
+
+
+def test_scrapes_racing_with_polls_render_at_most_once_per_generation() -> None:
+    store = _SlowReadStore()
+    store.publish(TargetState(target="t", project_id="p"))
+    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="9.9.9")
+    server = HttpServer(app, "127.0.0.1", 0)
+    server.start()
+    stop = threading.Event()
+
+    def scrape() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}") as http:
+            while not stop.is_set():
+                assert http.get("/metrics").status_code == 200
+
+    scrapers = [threading.Thread(target=scrape) for _ in range(16)]
+    try:
+        for thread in scrapers:
+            thread.start()
+        renders, generations = app.renders, store.current()[0]
+        for n in range(40):
+            store.publish(TargetState(target="t", project_id="p", last_poll_end=float(n)))
+            time.sleep(0.02)
+        stop.set()
+        for thread in scrapers:
+            thread.join()
+        assert app.renders - renders <= store.current()[0] - generations + 1
+    finally:
+        stop.set()
+        server.stop()

@@ -47,9 +47,15 @@ class _RenderCache:
         self.renders = 0
         """How many times the exposition was rendered (tests and benchmarks read it)."""
 
-    def get(self, generation: Hashable, accept: str, want_gzip: bool) -> tuple[bytes, str]:
+    def get(
+        self, generation_now: Callable[[], Hashable], accept: str, want_gzip: bool
+    ) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
         with self._lock:
+            # Read under the lock: a scrape that read the generation before a poll published and
+            # got the lock after one that read it afterwards would otherwise take the cache
+            # back to the old generation, and the next scrape forward again, a render each.
+            generation = generation_now()
             if generation != self._generation:
                 self._generation = generation
                 self._entries = {}
@@ -90,6 +96,10 @@ class ExporterApp:
     def renders(self) -> int:
         return self._cache.renders
 
+    def _generation(self) -> Hashable:
+        """What the exposition depends on: the states and the web configuration's status."""
+        return self._store.current()[0], self._web_config()
+
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         body = self._route(environ, start_response)
         # HEAD: the same headers (Content-Length included), no body.
@@ -113,9 +123,10 @@ class ExporterApp:
         return _reply(start_response, "404 Not Found", b"not found\n")
 
     def _metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        generation = (self._store.current()[0], self._web_config())
         want_gzip = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
-        body, content_type = self._cache.get(generation, environ.get("HTTP_ACCEPT", ""), want_gzip)
+        body, content_type = self._cache.get(
+            self._generation, environ.get("HTTP_ACCEPT", ""), want_gzip
+        )
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         if want_gzip:
             headers.append(("Content-Encoding", "gzip"))
