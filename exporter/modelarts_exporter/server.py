@@ -36,14 +36,16 @@ Environ = dict[str, Any]
 
 
 class _RenderCache:
-    """Exposition bytes by (generation, content type, gzip); rendering is serialized so concurrent
-    scrapes of a new generation wait for one render instead of each doing it."""
+    """Exposition bytes by (generation, content type, gzip). A scrape of what is cached takes no
+    lock: with 32 scrapers, a lock held by a thread that lost the GIL kept all the others
+    waiting. Rendering is serialized, so concurrent scrapes of a new generation wait for one
+    render instead of each doing it."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._registry = registry
         self._lock = threading.Lock()
-        self._generation: Hashable = None
-        self._entries: dict[tuple[str, bool], bytes] = {}
+        self._current: tuple[Hashable, dict[tuple[str, bool], bytes]] = (None, {})
+        """The generation and its entries, replaced together by one assignment."""
         self.renders = 0
         """How many times the exposition was rendered (tests and benchmarks read it)."""
 
@@ -51,23 +53,27 @@ class _RenderCache:
         self, generation_now: Callable[[], Hashable], accept: str, want_gzip: bool
     ) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
+        generation, entries = self._current
+        body = entries.get((content_type, want_gzip))
+        if body is not None and generation == generation_now():
+            return body, content_type
         with self._lock:
-            # Read under the lock: a scrape that read the generation before a poll published and
-            # got the lock after one that read it afterwards would otherwise take the cache
-            # back to the old generation, and the next scrape forward again, a render each.
+            # Read again under the lock: a scrape that read the generation before a poll
+            # published and got here after one that read it afterwards would otherwise take the
+            # cache back to the old generation, and the next scrape forward again, a render each.
             generation = generation_now()
-            if generation != self._generation:
-                self._generation = generation
-                self._entries = {}
-            body = self._entries.get((content_type, want_gzip))
+            if generation != self._current[0]:
+                self._current = (generation, {})
+            entries = self._current[1]
+            body = entries.get((content_type, want_gzip))
             if body is None:
-                plain = self._entries.get((content_type, False))
+                plain = entries.get((content_type, False))
                 if plain is None:
                     plain = encoder(self._registry)
                     self.renders += 1
-                    self._entries[(content_type, False)] = plain
+                    entries[(content_type, False)] = plain
                 body = gzip.compress(plain, compresslevel=6) if want_gzip else plain
-                self._entries[(content_type, want_gzip)] = body
+                entries[(content_type, want_gzip)] = body
         return body, content_type
 
 
@@ -215,6 +221,10 @@ class _QuietHandler(WSGIRequestHandler):
     # Headers and body leave in separate writes; with Nagle on, a kept-alive connection waits
     # for the client's delayed ACK (~40 ms) before the body goes out.
     disable_nagle_algorithm = True
+    # wsgiref writes the status line, Date, Server, the other headers and the body one by one:
+    # unbuffered (socketserver's default) that is five sends, five packets with Nagle off. It
+    # flushes after the body, so buffered they leave together.
+    wbufsize = 64 * 1024
     timeout = KEEPALIVE_SECONDS
     """An idle connection is closed after this long, freeing its thread."""
 
@@ -223,6 +233,7 @@ class _QuietHandler(WSGIRequestHandler):
         try:
             while not self.close_connection:
                 self._handle_one()
+                self.wfile.flush()  # what wsgiref did not flush itself (send_error's answers)
         except (TimeoutError, ConnectionError):
             self.close_connection = True
 
