@@ -12,6 +12,8 @@ The scenario, all on 127.0.0.1, takes 10-20 s:
 - project `stuck-project`: a tenant that stands still, whose pool `pool-stuck` holds only pending
   GPU and NPU versions, the oldest queued for two hours. After its exporter's first good poll the
   API answers every request 429: the exporter keeps that snapshot and reports its polls failing;
+  its web configuration (plain HTTP, a header) is then overwritten with broken YAML, which it
+  refuses to load, keeping the previous one;
 - a third scrape target where nothing listens: an exporter that is down.
 
 Together they make every alert fire except the three listed in EXPECTED_EMPTY.
@@ -127,10 +129,16 @@ class Stack:
     """Talks to the Prometheus HTTP API (its base URL is set)."""
     dead_target: str
     """The scrape target where nothing listens."""
+    stuck_target: str
+    """The stuck project's exporter, whose web configuration breaks while it serves."""
 
 
-def _exporter(sim: SimulatorServer, port: int, log: Path) -> Background:
+def _exporter(
+    sim: SimulatorServer, port: int, log: Path, web_config: Path | None = None
+) -> Background:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELARTS_EXPORTER_")}
+    if web_config is not None:
+        env["MODELARTS_EXPORTER_WEB_CONFIG_FILE"] = str(web_config)
     env |= {
         "NO_PROXY": "127.0.0.1,localhost",
         "MODELARTS_EXPORTER_ENDPOINT": sim.url,
@@ -188,7 +196,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ports = {"live": free_port(), "stuck": free_port(), "dead": free_port()}
         live_exporter = _exporter(live, ports["live"], work / "exporter-live.log")
         started.append(live_exporter)
-        stuck_exporter = _exporter(stuck, ports["stuck"], work / "exporter-stuck.log")
+        # Plain HTTP with a web configuration (headers only), which breaks once it serves.
+        web_config = work / "web-config.yml"
+        web_config.write_text("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+        stuck_exporter = _exporter(
+            stuck, ports["stuck"], work / "exporter-stuck.log", web_config=web_config
+        )
         started.append(stuck_exporter)
         targets = [f"127.0.0.1:{port}" for port in ports.values()]
         config = work / "prometheus.yml"
@@ -209,9 +222,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # The stuck project's API starts throttling once its exporter holds a snapshot.
         stuck_exporter.wait_ok(f"http://{targets[1]}/readyz")
         stuck.faults.add(FaultRule(FaultKind.THROTTLE, retry_after=None))
+        web_config.write_text("http_server_config: [not, a, mapping\n")
         live_exporter.wait_ok(f"http://{targets[0]}/readyz")
         with httpx.Client(base_url=url, timeout=10) as client:
-            yield Stack(client, targets[2])
+            yield Stack(client, targets[2], targets[1])
     finally:
         for process in reversed(started):
             process.stop()
@@ -317,6 +331,7 @@ def test_every_alert_expression_returns_data_unless_expected_empty(stack: Stack)
 def test_prometheus_evaluates_every_rule_and_raises_the_scenarios_alerts(stack: Stack) -> None:
     expected = {
         ("ModelArtsExporterDown", "instance", stack.dead_target),
+        ("ModelArtsExporterWebConfigReloadFailed", "instance", stack.stuck_target),
         ("ModelArtsExporterPollFailing", "project_id", STUCK_PROJECT),
         ("ModelArtsApiThrottled", "project_id", STUCK_PROJECT),
         ("ModelArtsTrainingJobQueuedTooLong", "project_id", STUCK_PROJECT),
