@@ -27,6 +27,7 @@ TIMEOUT_SECONDS = 4.0
 exporter is reported by this check's line rather than by Docker killing it."""
 
 
+# The docstring is the --help text; it starts on a line of its own so that it is dedented there.
 class HealthcheckSettings(BaseSettings):
     """
     Exit 0 when the exporter serving on LISTEN_ADDRESS answers: GET /healthz over HTTP, or
@@ -111,7 +112,7 @@ def _get_healthz(host: str, port: int, timeout: float, *, https: bool) -> str:
     except httpx.TimeoutException:
         raise UnhealthyError(f"{url}: no answer within {timeout:g} s") from None
     except httpx.HTTPError as error:
-        raise UnhealthyError(f"{url}: {error or type(error).__name__}") from None
+        raise UnhealthyError(f"{url}: {str(error) or type(error).__name__}") from None
     if response.status_code != httpx.codes.OK:
         raise UnhealthyError(f"{url} answered HTTP {response.status_code}")
     return f"{url} answered HTTP 200"
