@@ -42,8 +42,10 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 ENV PATH=/opt/venv/bin:$PATH
 USER 65532:65532
 EXPOSE 9878
-# Liveness of the process, on the port taken from MODELARTS_EXPORTER_LISTEN_ADDRESS (default :9878).
+# Liveness of the process: /healthz on loopback at MODELARTS_EXPORTER_LISTEN_ADDRESS (default
+# :9878), over HTTPS when MODELARTS_EXPORTER_WEB_CONFIG_FILE turns TLS on, a TCP connection when
+# it requires client certificates (`modelarts-exporter healthcheck --help`).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; port = (os.environ.get('MODELARTS_EXPORTER_LISTEN_ADDRESS') or ':9878').rpartition(':')[2]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
+    CMD ["modelarts-exporter", "healthcheck"]
 ENTRYPOINT ["modelarts-exporter"]
 CMD ["serve"]

@@ -3,9 +3,11 @@ computed independently of the exporter's aggregation code."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -15,10 +17,12 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 import httpx
 import pytest
+import trustme
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -381,16 +385,59 @@ def background(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Pope
             stderr.close()
 
 
-def wait_for(url: str, status: int, timeout: float = 20) -> bool:
+def wait_for(
+    url: str, status: int, timeout: float = 20, verify: ssl.SSLContext | bool = True
+) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=1).status_code == status:
+            if httpx.get(url, timeout=1, verify=verify).status_code == status:
                 return True
         except httpx.TransportError:
             pass
         time.sleep(0.1)
     return False
+
+
+# --- certificates for HTTPS --------------------------------------------------------------------
+
+
+@dataclass
+class Pki:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, as files."""
+
+    directory: Path
+    ca: trustme.CA
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "ca.pem"
+
+    def client_context(self, *, with_certificate: bool = True) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if with_certificate:
+            context.load_cert_chain(self.directory / "client.pem", self.directory / "client.key")
+        return context
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    server.cert_chain_pems[0].write_to_path(str(directory / "server.pem"))
+    server.private_key_pem.write_to_path(str(directory / "server.key"))
+    client = ca.issue_cert("scraper@example.org")
+    client.cert_chain_pems[0].write_to_path(str(directory / "client.pem"))
+    client.private_key_pem.write_to_path(str(directory / "client.key"))
+    return Pki(directory, ca)
+
+
+def write_config(directory: Path, document: dict[str, object]) -> Path:
+    path = directory / "web-config.yml"
+    path.write_text(json.dumps(document))  # JSON is YAML
+    return path
 
 
 # --- hostile API answers, for property tests ----------------------------------------------------

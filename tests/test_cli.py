@@ -72,6 +72,23 @@ def test_once_against_nothing_is_a_connection_error() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_healthcheck_problems_are_exit_1_in_one_line() -> None:
+    """Never 2, which Docker reserves; never a traceback. Nothing listening, and the answers of
+    a live exporter: tests/test_deploy_docker.py."""
+    refused = run_cli(
+        "healthcheck", env={"MODELARTS_EXPORTER_LISTEN_ADDRESS": f"0.0.0.0:{free_port()}"}
+    )
+    bad_address = run_cli("healthcheck", env={"MODELARTS_EXPORTER_LISTEN_ADDRESS": "9878"})
+    bad_flag = run_cli("healthcheck", "--project-id", "p1")
+    for result in (refused, bad_address, bad_flag):
+        assert result.returncode == 1
+        assert result.stderr.startswith("modelarts-exporter: unhealthy: ")
+        assert result.stderr.count("\n") == 1, result.stderr
+    assert "127.0.0.1" in refused.stderr and "Connection refused" in refused.stderr
+    assert "MODELARTS_EXPORTER_LISTEN_ADDRESS: expected host:port" in bad_address.stderr
+    assert "unrecognized arguments: --project-id" in bad_flag.stderr
+
+
 def test_check_config_masks_secrets_and_reports_problems() -> None:
     env = {
         "MODELARTS_EXPORTER_ENDPOINT": "https://modelarts.example",

@@ -1,19 +1,23 @@
 """The Dockerfile: hadolint-clean, a wheel-only final stage that runs as a numeric non-root user,
-and a health check that works without curl."""
+and a health check that passes against a live exporter over HTTP, HTTPS and with client
+certificates, and fails when none answers."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import pytest
+
+from conftest import Pki, SimFactory, background, note_output, sim_env, wait_for, write_config
 from deploy_helpers import DOCKERFILE, REPO, free_port, run, tool
 
 
@@ -112,45 +116,114 @@ def test_dockerignore_sends_only_what_builds_the_wheel() -> None:
     }
 
 
-def healthcheck_command() -> list[str]:
-    (healthcheck,) = stages()[-1].all("HEALTHCHECK")
-    _, _, command = healthcheck.partition(" CMD ")
+def healthcheck() -> tuple[str, list[str]]:
+    """The final stage's HEALTHCHECK: its options and its command."""
+    (instruction,) = stages()[-1].all("HEALTHCHECK")
+    options, _, command = instruction.partition(" CMD ")
     parsed: list[str] = json.loads(command)
-    return parsed
+    return options, parsed
 
 
-class _Healthz(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200 if self.path == "/healthz" else 404)
-        self.end_headers()
+def run_healthcheck(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The image's HEALTHCHECK command as the container runs it: ``modelarts-exporter`` is the
+    console script of the venv on PATH (/opt/venv/bin there, this venv's here)."""
+    _, command = healthcheck()
+    assert command[0] == "modelarts-exporter"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / command[0]), *command[1:]],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    note_output(result.stdout + result.stderr, "the image's HEALTHCHECK")
+    return result
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+
+def test_healthcheck_is_the_exporters_own_command() -> None:
+    """No interpreter one-liner: the command knows the web config (HTTPS, client certificates)."""
+    options, command = healthcheck()
+    assert command == ["modelarts-exporter", "healthcheck"]
+    assert options == "--interval=30s --timeout=5s --start-period=15s --retries=3"
 
 
 @contextmanager
-def healthz_server() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Healthz)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+def exporter_serving(
+    simulator: SimFactory, web_config: Path | None, client: ssl.SSLContext | None
+) -> Iterator[int]:
+    """``modelarts-exporter serve`` on 127.0.0.1, answering /healthz to ``client``, until the
+    block ends; its port."""
+    sim = simulator(size=50)
+    port = free_port()
+    env = {
+        **sim_env(sim.url, sim.project_id),
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+    }
+    if web_config is not None:
+        env["MODELARTS_EXPORTER_WEB_CONFIG_FILE"] = str(web_config)
+    scheme = "https" if client else "http"
+    with background(["serve"], env) as process:
+        verify = client or True
+        assert wait_for(f"{scheme}://127.0.0.1:{port}/healthz", 200, verify=verify), process.poll()
+        yield port
 
 
-def test_healthcheck_asks_healthz_with_python_only() -> None:
-    command = healthcheck_command()
-    assert command[:2] == ["python", "-c"]
-    python = [sys.executable, *command[1:]]
+def image_env(port: int, web_config: Path | None = None) -> dict[str, str]:
+    """What the container's environment holds: the listen address as the image users set it
+    (all interfaces, asked on loopback), the web config when there is one, and no target."""
+    env = {"MODELARTS_EXPORTER_LISTEN_ADDRESS": f"0.0.0.0:{port}"}
+    if web_config is not None:
+        env["MODELARTS_EXPORTER_WEB_CONFIG_FILE"] = str(web_config)
+    return env
 
-    def check(listen_address: str) -> int:
-        env = {**os.environ, "MODELARTS_EXPORTER_LISTEN_ADDRESS": listen_address}
-        return subprocess.run(
-            python, env=env, capture_output=True, timeout=30, check=False
-        ).returncode
 
-    with healthz_server() as port:
-        assert check(f"0.0.0.0:{port}") == 0
-    assert check(f"0.0.0.0:{free_port()}") != 0
+TLS = {"cert_file": "server.pem", "key_file": "server.key"}
+MTLS = {**TLS, "client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "ca.pem"}
+
+
+def test_healthcheck_asks_healthz_over_http(simulator: SimFactory) -> None:
+    with exporter_serving(simulator, None, None) as port:
+        result = run_healthcheck(image_env(port))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert f"http://127.0.0.1:{port}/healthz answered HTTP 200" in result.stdout
+
+
+def test_healthcheck_asks_healthz_over_https_where_plain_http_fails(
+    simulator: SimFactory, pki: Pki
+) -> None:
+    """The check this command replaced asked over plain HTTP, and failed once TLS was on."""
+    web_config = write_config(pki.directory, {"tls_server_config": TLS})
+    with exporter_serving(
+        simulator, web_config, pki.client_context(with_certificate=False)
+    ) as port:
+        result = run_healthcheck(image_env(port, web_config))
+        plain = run_healthcheck(image_env(port))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert f"https://127.0.0.1:{port}/healthz answered HTTP 200" in result.stdout
+    assert plain.returncode == 1
+    assert plain.stderr.startswith(f"modelarts-exporter: unhealthy: http://127.0.0.1:{port}/")
+    assert plain.stderr.count("\n") == 1
+
+
+def test_healthcheck_connects_when_client_certificates_are_required(
+    simulator: SimFactory, pki: Pki
+) -> None:
+    web_config = write_config(pki.directory, {"tls_server_config": MTLS})
+    with exporter_serving(simulator, web_config, pki.client_context()) as port:
+        result = run_healthcheck(image_env(port, web_config))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert f"tcp 127.0.0.1:{port} accepted a connection" in result.stdout
+
+
+@pytest.mark.parametrize("tls", [None, TLS, MTLS], ids=["http", "https", "client-certificates"])
+def test_healthcheck_fails_in_one_line_when_nothing_listens(
+    pki: Pki, tls: dict[str, str] | None
+) -> None:
+    web_config = None if tls is None else write_config(pki.directory, {"tls_server_config": tls})
+    result = run_healthcheck(image_env(free_port(), web_config))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("modelarts-exporter: unhealthy: ")
+    assert result.stderr.count("\n") == 1
+    assert "Connection refused" in result.stderr

@@ -22,6 +22,7 @@ import trustme
 
 from conftest import (
     BASIC_AUTH_PASSWORD,
+    Pki,
     SimFactory,
     background,
     free_port,
@@ -29,6 +30,7 @@ from conftest import (
     select,
     sim_env,
     wait_for,
+    write_config,
 )
 from modelarts_exporter.app import build_registry
 from modelarts_exporter.server import ExporterApp, HttpServer
@@ -40,44 +42,6 @@ from modelarts_exporter.webconfig import load as load_web_config
 USER = "prometheus"
 PASSWORD = BASIC_AUTH_PASSWORD
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-
-
-@dataclass
-class Pki:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, as files."""
-
-    directory: Path
-    ca: trustme.CA
-
-    @property
-    def ca_file(self) -> Path:
-        return self.directory / "ca.pem"
-
-    def client_context(self, *, with_certificate: bool = True) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.ca_file)
-        if with_certificate:
-            context.load_cert_chain(self.directory / "client.pem", self.directory / "client.key")
-        return context
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    server.cert_chain_pems[0].write_to_path(str(directory / "server.pem"))
-    server.private_key_pem.write_to_path(str(directory / "server.key"))
-    client = ca.issue_cert("scraper@example.org")
-    client.cert_chain_pems[0].write_to_path(str(directory / "client.pem"))
-    client.private_key_pem.write_to_path(str(directory / "client.key"))
-    return Pki(directory, ca)
-
-
-def write_config(directory: Path, document: dict[str, object]) -> Path:
-    path = directory / "web-config.yml"
-    path.write_text(json.dumps(document))  # JSON is YAML
-    return path
 
 
 TLS = {"cert_file": "server.pem", "key_file": "server.key"}

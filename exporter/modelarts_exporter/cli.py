@@ -1,8 +1,9 @@
 """The ``modelarts-exporter`` command.
 
 ``serve`` (default), ``once`` and ``check-config`` take the exporter's settings as flags or
-environment variables; ``simulate`` and ``demo`` run the built-in ModelArts simulator. Every
-failure the user can cause ends in one line on stderr and a non-zero exit, never a traceback.
+environment variables; ``healthcheck`` only the two that say how to reach a serving exporter;
+``simulate`` and ``demo`` run the built-in ModelArts simulator. Every failure the user can cause
+ends in one line on stderr and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pydantic import SecretStr
 
 from modelarts_exporter import __version__, logs
 from modelarts_exporter.app import Exporter, build_registry, build_target, freeze_startup_objects
-from modelarts_exporter.settings import ConfigError, Settings, TargetSettings, load
+from modelarts_exporter.healthcheck import HealthcheckSettings, UnhealthyError, check
+from modelarts_exporter.settings import ConfigError, Settings, TargetSettings, load, parse
 from modelarts_exporter.state import StateStore
 from modelarts_exporter.targets import resolve
 
@@ -29,13 +31,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modelarts_exporter")
 
-COMMANDS = ("serve", "once", "check-config", "simulate", "demo")
+COMMANDS = ("serve", "once", "check-config", "healthcheck", "simulate", "demo")
 USAGE = f"""usage: modelarts-exporter [COMMAND] [--flags]
 
 commands:
   serve         run the exporter (default)
   once          poll once, print the exposition to stdout, exit 0 on success
   check-config  validate the settings and print them with secrets masked
+  healthcheck   exit 0 when the exporter serving here answers (the image's HEALTHCHECK)
   simulate      run the built-in ModelArts API simulator
   demo          run the simulator and the exporter against it
 
@@ -101,6 +104,20 @@ def _check_config(args: list[str]) -> int:
     for target in targets:
         print(f"  {target.name}: {describe_target(target)}")
     print("configuration is valid", file=sys.stderr)
+    return 0
+
+
+def _healthcheck(args: list[str]) -> int:
+    try:
+        settings = parse(HealthcheckSettings, args, prog="modelarts-exporter healthcheck")
+        answer = check(settings)
+    except (ConfigError, UnhealthyError) as error:
+        # Exit 1 even for a configuration error: Docker reserves 2. One line: Docker keeps the
+        # check's output for `docker inspect`.
+        reason = "; ".join(str(error).splitlines())
+        print(f"modelarts-exporter: unhealthy: {reason}", file=sys.stderr)
+        return 1
+    print(answer)
     return 0
 
 
@@ -232,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
         "once": _once,
         "check-config": _check_config,
+        "healthcheck": _healthcheck,
         "simulate": _simulate,
         "demo": _demo,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -288,19 +288,23 @@ class TargetSettings(TargetOptions):
         return data
 
 
+SETTINGS_CONFIG = SettingsConfigDict(
+    env_prefix=ENV_PREFIX,
+    extra="ignore",
+    validate_default=True,
+    cli_kebab_case=True,
+    cli_implicit_flags=True,
+    cli_exit_on_error=False,
+    cli_hide_none_type=True,
+    cli_avoid_json=True,
+)
+"""How a settings model reads the environment and flags (also ``healthcheck``'s smaller one)."""
+
+
 class Settings(BaseSettings, TargetOptions):
     """The whole configuration: process-wide settings plus the single target's options."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        extra="ignore",
-        validate_default=True,
-        cli_kebab_case=True,
-        cli_implicit_flags=True,
-        cli_exit_on_error=False,
-        cli_hide_none_type=True,
-        cli_avoid_json=True,
-    )
+    model_config = SETTINGS_CONFIG
 
     config_file: Path | None = Field(
         None, description="YAML file listing several targets (see docs/config.example.yaml)."
@@ -383,10 +387,20 @@ def describe_errors(error: ValidationError) -> str:
 def load(args: list[str] | None = None) -> Settings:
     """Settings from the environment and, when given, command-line flags; :class:`ConfigError`
     with one line per problem otherwise."""
+    return parse(Settings, args)
+
+
+_Model = TypeVar("_Model", bound=BaseSettings)
+
+
+def parse(
+    model: type[_Model], args: list[str] | None = None, prog: str = "modelarts-exporter"
+) -> _Model:
+    """:func:`load` for any settings model of this module's kind (:data:`SETTINGS_CONFIG`)."""
     try:
         if args is None:
-            return Settings()
-        return Settings(_cli_parse_args=args, _cli_prog_name="modelarts-exporter")
+            return model()
+        return model(_cli_parse_args=args, _cli_prog_name=prog)
     except ValidationError as error:
         raise ConfigError(describe_errors(error)) from None
     except SettingsError as error:
