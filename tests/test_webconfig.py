@@ -82,7 +82,9 @@ BAD_FILES: list[tuple[dict[str, object], str]] = [
     ({"tls_server_config": {**TLS, "cipher_suites": ["X"]}}, "choosing cipher suites"),
     ({"tls_server_config": {"cert": "PEM", "key_file": "k"}}, "inline certificate"),
     ({"tls_server_config": {"cert_file": "server.pem"}}, "needs both cert_file and key_file"),
-    ({"tls_server_config": {**TLS, "cert_file": "nope.pem"}}, "no such file"),
+    ({"tls_server_config": {**TLS, "cert_file": "nope.pem"}}, "no such file: "),
+    ({"tls_server_config": {**TLS, "cert_file": "gone.pem"}}, "gone.pem"),
+    ({"tls_server_config": {**TLS, "key_file": "nope.key"}}, "nope.key"),
     ({"tls_server_config": {**TLS, "key_file": "ca.pem"}}, "cannot load the certificate"),
     (
         {"tls_server_config": {**TLS, "client_auth_type": "RequireAnyClientCert"}},

@@ -223,10 +223,12 @@ def _tls(
     if section.get("prefer_server_cipher_suites", True) is not False:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     cert_path, key_path = base / cert, base / key
+    # ssl names no file when one is missing: look first, so that the error can.
+    for path in (cert_path, key_path):
+        if not path.is_file():
+            raise WebConfigError(f"{where}: no such file: {path}")
     try:
         context.load_cert_chain(cert_path, key_path)
-    except FileNotFoundError as error:
-        raise WebConfigError(f"{where}: no such file: {error.filename}") from None
     except (OSError, ssl.SSLError) as error:
         raise WebConfigError(
             f"{where}: cannot load the certificate {cert_path} and key {key_path}: "
