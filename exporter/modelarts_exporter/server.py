@@ -218,8 +218,8 @@ class _QuietHandler(WSGIRequestHandler):
     debug log instead of stderr."""
 
     protocol_version = "HTTP/1.1"
-    # Headers and body leave in separate writes; with Nagle on, a kept-alive connection waits
-    # for the client's delayed ACK (~40 ms) before the body goes out.
+    # An answer larger than the write buffer still leaves in two writes (headers, then body); with
+    # Nagle on, a kept-alive connection waits for the client's delayed ACK (~40 ms) in between.
     disable_nagle_algorithm = True
     # wsgiref writes the status line, Date, Server, the other headers and the body one by one:
     # unbuffered (socketserver's default) that is five sends, five packets with Nagle off. It
