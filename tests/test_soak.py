@@ -42,8 +42,10 @@ SOAK_POLLS = int(os.environ.get("SOAK_POLLS", "2000"))
 WARM_UP_POLLS = max(min(100, SOAK_POLLS // 2), SOAK_POLLS // 10)
 """Polls before the baseline of descriptors, threads and memory: long enough for the connection
 pool and for the malloc arenas that the simulator's connection threads (in this process) touch."""
-REQUEST_TIMEOUT = 0.25
-"""Per-read time-out: small, so drips and hangs cost little, and still ~100x a normal answer."""
+REQUEST_TIMEOUT = 0.5
+"""Per-read time-out: small, so drips and hangs cost little, and still ~200x a normal answer. At
+0.25 s a CI run once saw a healthy answer take longer (a machine shared with other jobs), and a
+time-out where only resets had fired."""
 
 # (rule, probability, what a failed poll may then report). ``probability`` is per request; the
 # rules are tried in order and the first that fires wins, so the mix fires on ~13% of requests.
