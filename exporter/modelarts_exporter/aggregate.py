@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -143,26 +143,22 @@ def run_seconds(version: Version) -> float:
 
 @dataclass(slots=True)
 class _MillisHistogram:
-    """Observations in whole milliseconds: the sum is exact whatever the order of observing."""
+    """Observations in whole milliseconds, bucketed in seconds: the sum is kept as an integer, so
+    it is exact whatever the order of observing."""
 
     bounds: tuple[float, ...]
-    counts: list[int] = field(init=False)
+    _seconds: HistogramBuilder = field(init=False)
     total_ms: int = 0
 
     def __post_init__(self) -> None:
-        self.counts = [0] * (len(self.bounds) + 1)
+        self._seconds = HistogramBuilder(self.bounds)
 
     def observe(self, ms: int) -> None:
-        self.counts[bisect_left(self.bounds, ms / 1000.0)] += 1
+        self._seconds.observe(ms / 1000.0)
         self.total_ms += ms
 
     def freeze(self) -> Histogram:
-        running = 0
-        cumulative = []
-        for n in self.counts:
-            running += n
-            cumulative.append(running)
-        return Histogram(self.bounds, tuple(cumulative), self.total_ms / 1000.0)
+        return replace(self._seconds.freeze(), total=self.total_ms / 1000.0)
 
 
 class Ledger:
