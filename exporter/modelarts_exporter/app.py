@@ -29,6 +29,7 @@ from modelarts_exporter.collector import StateCollector
 from modelarts_exporter.incremental import IncrementalLister
 from modelarts_exporter.poller import TargetPoller
 from modelarts_exporter.server import ExporterApp, HttpServer
+from modelarts_exporter.serving import ServingProcess
 from modelarts_exporter.settings import ConfigError, Settings, TargetOptions, TargetSettings
 from modelarts_exporter.state import StateStore
 from modelarts_exporter.targets import resolve
@@ -38,6 +39,9 @@ from modelarts_exporter.webreload import LiveWebConfig, ReloadStatus
 
 log = logging.getLogger(__name__)
 USER_AGENT = f"modelarts-exporter/{__version__}"
+POLL_NICENESS = 10
+"""Added to the polling process's priority by ``serve``, so that under CPU contention scrapes
+(served by a process of their own) come first and polls, which nobody waits for, second."""
 
 
 def _http_options(settings: TargetOptions) -> dict[str, Any]:
@@ -174,8 +178,10 @@ class Exporter:
     baseline), and untouched ones keep polling and keep their data.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, niceness: int = 0) -> None:
         self.settings = settings
+        self._niceness = niceness
+        self._failed = False
         self.store = StateStore()
         self.web: LiveWebConfig | None = None
         if settings.web_config_file is not None:
@@ -275,20 +281,47 @@ class Exporter:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def run(self) -> None:
+    def _serving_exited(self, serving: ServingProcess) -> None:
+        if self._stopping.is_set():
+            return
+        code = serving.exitcode
+        if code == -signal.SIGTERM:  # e.g. systemd stopping every process of the unit
+            log.info("the HTTP server process was sent SIGTERM: stopping")
+        else:
+            log.error("the HTTP server process exited unexpectedly (exit code %s): stopping", code)
+            self._failed = True
+        self.stop()
+
+    async def run(self) -> int:
+        """Serve until :meth:`stop`; the exit status: 0, or 1 when the HTTP server process died.
+
+        The server process is forked first, while this process has no other thread."""
         host, port = self.settings.listen
         if self.web is None:
             server = HttpServer(self.app, host, port)
         else:
             tls = self.web.tls if self.web.config.tls is not None else None
             server = HttpServer(protect(self.app, self.web.guard), host, port, tls=tls)
-        server.start()
+        serving = ServingProcess(
+            server, self.store, niceness=self._niceness, refresh=self.app.refresh
+        )
+        serving.start()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(serving.sentinel, self._serving_exited, serving)
+        try:
+            await self._poll_until_stopped(host, serving.port)
+        finally:
+            loop.remove_reader(serving.sentinel)
+            serving.stop()
+        return 1 if self._failed else 0
+
+    async def _poll_until_stopped(self, host: str, port: int) -> None:
         for settings in self._initial:
             self._add(settings)
         log.info(
             "serving address=%s:%d version=%s targets=%d shard=%d/%d %s",
             host,
-            server.port,
+            port,
             __version__,
             len(self._targets),
             self.settings.shard,
@@ -312,4 +345,3 @@ class Exporter:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
             for _, target in self._targets.values():
                 await target.aclose()
-            server.stop()

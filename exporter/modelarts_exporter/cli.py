@@ -20,7 +20,13 @@ from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from modelarts_exporter import __version__, logs
-from modelarts_exporter.app import Exporter, build_registry, build_target, freeze_startup_objects
+from modelarts_exporter.app import (
+    POLL_NICENESS,
+    Exporter,
+    build_registry,
+    build_target,
+    freeze_startup_objects,
+)
 from modelarts_exporter.healthcheck import HealthcheckSettings, UnhealthyError, check
 from modelarts_exporter.settings import ConfigError, Settings, TargetSettings, load, parse
 from modelarts_exporter.state import StateStore
@@ -60,9 +66,8 @@ def _settings(args: list[str]) -> tuple[Settings, list[TargetSettings]]:
 def _serve(args: list[str]) -> int:
     settings, _ = _settings(args)
     freeze_startup_objects()
-    exporter = Exporter(settings)
-    asyncio.run(exporter.run())
-    return 0
+    exporter = Exporter(settings, niceness=POLL_NICENESS)
+    return asyncio.run(exporter.run())
 
 
 async def _once_async(targets: list[TargetSettings]) -> tuple[list[str], bytes]:
@@ -228,10 +233,10 @@ def _demo(args: list[str]) -> int:
             options.size,
             options.speed,
         )
-        asyncio.run(Exporter(settings).run())
+        status = asyncio.run(Exporter(settings).run())
     finally:
         simulator.stop()
-    return 0
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:

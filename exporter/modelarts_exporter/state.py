@@ -2,13 +2,14 @@
 
 The poller publishes a new state after every poll (successful or not); scrapes and the status page
 read :meth:`StateStore.current` and never wait for a poll. ``generation`` changes with every
-publish, so whoever renders from the states can cache by it.
+publish, so whoever renders from the states can cache by it. A watcher (the feed of the HTTP
+server's process, :mod:`~modelarts_exporter.serving`) hears of every change in the order made.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -36,11 +37,22 @@ class TargetState:
     interval_seconds: float = 60.0
 
 
+Watcher = Callable[[str, TargetState | None], None]
+"""Told of each change: a target's new state, or ``None`` when it was removed."""
+
+
 class StateStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._states: Mapping[str, TargetState] = MappingProxyType({})
         self._generation = 0
+        self._watchers: tuple[Watcher, ...] = ()
+
+    def watch(self, watcher: Watcher) -> None:
+        """Call ``watcher`` after every later change, under the lock (so in the order of the
+        changes): it must be quick and must not touch the store."""
+        with self._lock:
+            self._watchers = (*self._watchers, watcher)
 
     def publish(self, state: TargetState) -> None:
         with self._lock:
@@ -48,6 +60,8 @@ class StateStore:
             states[state.target] = state
             self._states = MappingProxyType(states)
             self._generation += 1
+            for watcher in self._watchers:
+                watcher(state.target, state)
 
     def remove(self, target: str) -> None:
         with self._lock:
@@ -55,6 +69,8 @@ class StateStore:
             if states.pop(target, None) is not None:
                 self._states = MappingProxyType(states)
                 self._generation += 1
+                for watcher in self._watchers:
+                    watcher(target, None)
 
     def current(self) -> tuple[int, tuple[TargetState, ...]]:
         """The generation and every target's state, read together."""

@@ -1,0 +1,230 @@
+"""The HTTP server in a process of its own: fed every state the poller publishes, rendering ahead
+of the scrapes, and never outliving (nor outlived by) the polling process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from conftest import (
+    Clock,
+    Exporter,
+    SimFactory,
+    background,
+    free_port,
+    parse_samples,
+    select,
+    sim_env,
+    wait_for,
+)
+from modelarts_exporter.app import POLL_NICENESS, build_registry
+from modelarts_exporter.server import ExporterApp, HttpServer
+from modelarts_exporter.serving import ServingProcess, apply, dumps, loads
+from modelarts_exporter.state import StateStore, TargetState
+
+MakeExporter = Callable[..., Exporter]
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:  # noqa: PTH123
+        return [int(child) for child in children.read().split()]
+
+
+def _gone(pid: int, timeout: float = 10) -> bool:
+    """Whether ``pid`` exited (or is a zombie nobody reaped) within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:  # noqa: PTH123
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def serving() -> Iterator[Callable[[StateStore, ExporterApp], ServingProcess]]:
+    started: list[ServingProcess] = []
+
+    def start(store: StateStore, app: ExporterApp) -> ServingProcess:
+        process = ServingProcess(HttpServer(app, "127.0.0.1", 0), store, refresh=app.refresh)
+        process.start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.mark.anyio
+async def test_states_cross_to_the_server_process_whole(
+    simulator: SimFactory, exporter_for: MakeExporter
+) -> None:
+    """Every field of a real state (read-only mappings, enums, histograms) survives the pipe."""
+    exporter = exporter_for(simulator(size=300))
+    assert await exporter.poll()
+    (state,) = exporter.store.current()[1]
+    assert state.snapshot is not None and state.poll_duration is not None
+    mirror = StateStore()
+    apply(mirror, loads(dumps({state.target: state})))
+    assert mirror.current()[1] == (state,)
+    apply(mirror, {state.target: None})
+    assert mirror.current()[1] == ()
+
+
+@pytest.mark.anyio
+async def test_scrapes_are_served_by_another_process_that_follows_every_publish(
+    simulator: SimFactory,
+    exporter_for: MakeExporter,
+    serving: Callable[[StateStore, ExporterApp], ServingProcess],
+) -> None:
+    sim = simulator(size=400)
+    exporter = exporter_for(sim)
+    store = exporter.store
+    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="t")
+    process = serving(store, app)
+    assert process.pid is not None and process.pid != os.getpid()
+    assert process.pid in _children(os.getpid())
+    url = f"http://127.0.0.1:{process.port}"
+    assert wait_for(f"{url}/readyz", 503)  # no target yet: what the parent had at the fork
+    assert await exporter.poll()
+    assert wait_for(f"{url}/readyz", 200)
+    async with httpx.AsyncClient(base_url=url) as http:
+        first = parse_samples((await http.get("/metrics")).text)
+        assert select(first, "modelarts_training_job_versions") == 400
+        sim.tenant.advance(3600)
+        assert await exporter.poll()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            now = parse_samples((await http.get("/metrics")).text)
+            if now != first:
+                break
+        total = len(sim.tenant.records_in("0"))
+        assert select(now, "modelarts_training_job_versions") == total
+        store.remove(exporter.target.poller.target)
+        assert wait_for(f"{url}/readyz", 503)
+    process.stop()
+    assert _gone(process.pid)
+    with pytest.raises(httpx.ConnectError):  # nobody kept the listening socket open
+        httpx.get(f"{url}/healthz")
+
+
+class _Slow:
+    """A collector whose rendering waits for ``release`` once ``armed``."""
+
+    def __init__(self) -> None:
+        self.value = 1.0
+        self.armed = False
+        self.rendering = threading.Event()
+        self.release = threading.Event()
+
+    def collect(self) -> Iterator[Metric]:
+        if self.armed:
+            self.rendering.set()
+            self.release.wait(10)
+        family = GaugeMetricFamily("slow_value", "Set by the test.")
+        family.add_metric([], self.value)
+        yield family
+
+
+def test_a_refresh_renders_ahead_and_scrapes_meanwhile_get_the_last_exposition() -> None:
+    store = StateStore()
+    slow = _Slow()
+    registry = CollectorRegistry()
+    registry.register(slow)
+    app = ExporterApp(store, registry, ready_intervals=3, version="t", clock=Clock())
+    server = HttpServer(app, "127.0.0.1", 0)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        assert "slow_value 1.0" in httpx.get(url).text
+        assert "slow_value 1.0" in httpx.get(url, headers={"Accept-Encoding": "gzip"}).text
+        assert app.renders == 1
+
+        def change() -> None:
+            slow.value = 2.0
+            slow.armed = True
+            store.publish(TargetState("t1", "p1"))
+
+        refreshing = threading.Thread(target=app.refresh, args=(change,))
+        refreshing.start()
+        assert slow.rendering.wait(10)
+        started = time.monotonic()
+        stale = httpx.get(url, timeout=5)  # would wait for the render without the rule
+        assert time.monotonic() - started < 5
+        assert "slow_value 1.0" in stale.text
+        slow.release.set()
+        refreshing.join(10)
+        assert app.renders == 2  # text, rendered once; its gzip copy made from it
+        fresh = httpx.get(url, headers={"Accept-Encoding": "gzip"})
+        assert "slow_value 2.0" in fresh.text
+        assert app.renders == 2  # the refresh had rendered it ahead
+    finally:
+        slow.release.set()
+        server.stop()
+
+
+def test_serve_runs_http_in_a_second_process_at_a_higher_priority(
+    simulator: SimFactory, tmp_path: Path
+) -> None:
+    sim = simulator(size=100)
+    port = free_port()
+    env = sim_env(sim.url, sim.project_id) | {
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}"
+    }
+    with background(["serve"], env) as exporter:
+        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200)
+        (server,) = _children(exporter.pid)
+        assert os.getpriority(os.PRIO_PROCESS, exporter.pid) == POLL_NICENESS
+        assert os.getpriority(os.PRIO_PROCESS, server) == 0
+        # Ctrl-C reaches the whole group: the server waits for the poller to stop first.
+        os.kill(server, signal.SIGINT)
+        os.kill(exporter.pid, signal.SIGTERM)
+        assert exporter.wait(timeout=20) == 0
+        assert _gone(server)
+
+
+def test_serve_stops_with_an_error_when_its_server_process_dies(simulator: SimFactory) -> None:
+    sim = simulator(size=100)
+    port = free_port()
+    env = sim_env(sim.url, sim.project_id) | {
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}"
+    }
+    with background(["serve"], env) as exporter:
+        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200)
+        (server,) = _children(exporter.pid)
+        os.kill(server, signal.SIGKILL)
+        assert exporter.wait(timeout=20) == 1
+        assert exporter.stderr is not None
+        errors = [line for line in exporter.stderr.read().splitlines() if "HTTP server" in line]
+    assert len(errors) == 1
+    assert "exited unexpectedly (exit code -9): stopping" in errors[0]
+
+
+def test_the_server_process_exits_when_the_poller_is_killed(simulator: SimFactory) -> None:
+    """Else an orphan would go on serving states that no longer change."""
+    sim = simulator(size=100)
+    port = free_port()
+    env = sim_env(sim.url, sim.project_id) | {
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}"
+    }
+    with background(["serve"], env) as exporter:
+        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200)
+        (server,) = _children(exporter.pid)
+        exporter.kill()
+        exporter.wait(timeout=10)
+        assert _gone(server)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz")
