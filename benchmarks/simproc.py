@@ -8,6 +8,7 @@ it through the simulator's ``/_sim/*`` control endpoints.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -29,7 +30,10 @@ class SimProcess:
         active_fraction: float = 0.01,
         latency_seconds: float = 0.0,
         project_id: str = PROJECT_ID,
+        idle_priority: bool = False,
     ) -> None:
+        """``idle_priority``: run only on CPU time nothing else wants, as a stand-in for an API
+        that is on another machine (whose serving costs the exporter's machine nothing)."""
         self.project_id = project_id
         self._args = [
             sys.executable,
@@ -40,6 +44,7 @@ class SimProcess:
             f"--active-fraction={active_fraction}",
             f"--latency={latency_seconds}",
             f"--project-id={project_id}",
+            *(["--idle-priority"] if idle_priority else []),
         ]
         self._process: subprocess.Popen[str] | None = None
         self.url = ""
@@ -76,7 +81,10 @@ def main() -> None:
     parser.add_argument("--active-fraction", type=float, default=0.01)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--project-id", default=PROJECT_ID)
+    parser.add_argument("--idle-priority", action="store_true")
     options = parser.parse_args()
+    if options.idle_priority:  # before any thread starts: threads inherit it
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
     from modelarts_exporter.simulator import FaultPlan, SimulatorServer, Tenant  # noqa: PLC0415
 

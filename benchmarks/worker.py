@@ -5,7 +5,8 @@ JSON with the CPU seconds of the second poll and the peak RSS. ``soak URL PROJEC
 an evolving tenant (advancing it a minute between polls) and prints the RSS after each poll.
 ``serve URL PROJECT [URL PROJECT ...]`` serves ``/metrics`` for the targets after two polls each,
 prints the port, then polls the first target over and over from the first line on stdin until the
-second, and prints JSON with the polls, generations and renders done.
+second; the server's process then prints JSON with its renders, and this one with the polls and
+the generations published.
 """
 
 from __future__ import annotations
@@ -22,8 +23,15 @@ from typing import Any
 
 import httpx
 
-from modelarts_exporter.app import Target, build_registry, build_target, freeze_startup_objects
+from modelarts_exporter.app import (
+    POLL_NICENESS,
+    Target,
+    build_registry,
+    build_target,
+    freeze_startup_objects,
+)
 from modelarts_exporter.server import ExporterApp, HttpServer
+from modelarts_exporter.serving import ServingProcess
 from modelarts_exporter.settings import Settings
 from modelarts_exporter.state import StateStore
 from modelarts_exporter.targets import resolve
@@ -82,15 +90,26 @@ async def soak(url: str, project: str, polls: int) -> dict[str, list[float]]:
 
 
 async def serve(pairs: list[tuple[str, str]]) -> dict[str, int]:
+    """As ``serve`` runs: the server in a process of its own, forked before any poll."""
     store = StateStore()
     app = ExporterApp(store, build_registry(store), ready_intervals=3, version="bench")
+
+    def report_renders() -> None:  # in the server's process, after it stopped
+        print(json.dumps({"renders": app.renders}), flush=True)
+
+    serving = ServingProcess(
+        HttpServer(app, "127.0.0.1", 0),
+        store,
+        niceness=POLL_NICENESS,
+        refresh=app.refresh,
+        on_exit=report_renders,
+    )
+    serving.start()
     targets = [_target(url, project, store, page_size=100) for url, project in pairs]
     for target in targets:
         for _ in range(2):
             await _poll(target)
-    server = HttpServer(app, "127.0.0.1", 0)
-    server.start()
-    print(server.port, flush=True)
+    print(serving.port, flush=True)
     go, stop = threading.Event(), threading.Event()
 
     def read_commands() -> None:
@@ -103,17 +122,12 @@ async def serve(pairs: list[tuple[str, str]]) -> dict[str, int]:
     while not go.is_set():
         await asyncio.sleep(0.05)
     generation = store.current()[0]
-    renders = app.renders
     polls = 0
     while not stop.is_set():
         await _poll(targets[0])
         polls += 1
-    result = {
-        "polls": polls,
-        "generations": store.current()[0] - generation,
-        "renders": app.renders - renders,
-    }
-    server.stop()
+    result = {"polls": polls, "generations": store.current()[0] - generation}
+    serving.stop()
     return result
 
 
