@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Callable
 
 import httpx
@@ -22,7 +23,9 @@ from conftest import (
     _leaks,
     background,
     free_port,
+    parse_samples,
     run_cli,
+    select,
     sim_env,
     wait_for,
 )
@@ -106,6 +109,13 @@ def test_once_and_serve_mask_an_echoed_token(simulator: SimFactory) -> None:
     }
     with background(["serve"], env) as process:  # stderr watched by background
         assert wait_for(f"http://127.0.0.1:{port}/healthz", 200)
+        # The server answers before the first poll has ended: wait until it failed.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            samples = parse_samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+            if select(samples, "modelarts_exporter_poll_errors_total") >= 1:
+                break
+            time.sleep(0.1)
         for path in ("/", "/metrics", "/readyz"):
             assert TOKEN not in httpx.get(f"http://127.0.0.1:{port}{path}").text
         process.terminate()
