@@ -36,7 +36,7 @@ from modelarts_exporter.app import build_registry
 from modelarts_exporter.server import ExporterApp, HttpServer
 from modelarts_exporter.settings import ConfigError, load
 from modelarts_exporter.state import StateStore, TargetState
-from modelarts_exporter.webconfig import BasicAuth, WebConfigError, Wsgi, protect
+from modelarts_exporter.webconfig import BasicAuth, WebConfig, WebConfigError, Wsgi, protect
 from modelarts_exporter.webconfig import load as load_web_config
 
 USER = "prometheus"
@@ -283,6 +283,30 @@ def test_readyz_without_a_password_names_no_target(tmp_path: Path) -> None:
     store.publish(TargetState(target="team-secret", project_id="0123abcd", last_success=990.0))
     ready = _get(protected, "/readyz")
     assert (ready.status, ready.text) == (200, "ready\n")
+
+
+def test_only_a_request_that_would_run_bcrypt_may_block(tmp_path: Path) -> None:
+    store = StateStore()
+    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="9.9.9")
+    config = load_web_config(write_config(tmp_path, {"basic_auth_users": {USER: HASH}}))
+    protected = protect(app, config)
+
+    def may_block(path: str, authorization: str | None = None) -> bool:
+        environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET"}
+        if authorization is not None:
+            environ["HTTP_AUTHORIZATION"] = authorization
+        return protected.may_block(environ)
+
+    assert may_block("/metrics", basic(USER, PASSWORD))
+    assert may_block("/readyz", basic(USER, "wrong"))  # checked, to tell more when right
+    assert may_block("/", basic("mallory", PASSWORD))  # unknown users cost a bcrypt too
+    assert not may_block("/healthz", basic(USER, "wrong"))  # never checked
+    assert not may_block("/metrics")  # refused without a check
+    assert not may_block("/metrics", "Basic !!!")
+    assert _get(protected, "/metrics", basic(USER, PASSWORD)).status == 200
+    assert not may_block("/metrics", basic(USER, PASSWORD))  # verified now
+    assert may_block("/metrics", basic(USER, PASSWORD + "x"))
+    assert not protect(app, WebConfig()).may_block({"PATH_INFO": "/metrics"})
 
 
 def test_client_certificates_are_required_and_verified(pki: Pki, serve_protected: Serve) -> None:
