@@ -32,7 +32,6 @@ import hmac
 import logging
 import re
 import secrets
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -478,19 +477,3 @@ def _readiness_only(app: Wsgi, environ: dict[str, Any], respond: StartResponse) 
 
 def _fixed(guard: Guard) -> Callable[[], Guard]:
     return lambda: guard
-
-
-def handshake(context: ssl.SSLContext, connection: socket.socket) -> ssl.SSLSocket | None:
-    """TLS on an accepted connection, in the thread that serves it (so a client that never
-    finishes its handshake holds only its own thread, for at most the handshake time-out);
-    ``None`` when the client does not complete it — a plain-HTTP request, an untrusted client
-    certificate — after closing the connection."""
-    connection.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
-    try:
-        secured = context.wrap_socket(connection, server_side=True)
-    except (OSError, ssl.SSLError) as error:
-        log.debug("TLS handshake failed error=%s", error)
-        connection.close()
-        return None
-    secured.settimeout(None)
-    return secured
