@@ -258,6 +258,10 @@ def _read_all(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bool]:
     return data, True
 
 
+_LAST = "Connection: close\r\n"
+"""Ends a test's pipelined requests: the server closes after answering, and reading ends."""
+
+
 def _statuses(data: bytes) -> list[int]:
     return [int(code) for code in re.findall(rb"^HTTP/1\.1 (\d{3}) ", data, re.MULTILINE)]
 
@@ -284,10 +288,10 @@ def test_construction_binds_the_port_and_start_serves_from_one_new_thread() -> N
             HttpServer(app, "127.0.0.1", server.port)
         # Listening already: the kernel completes the connection, nobody answers yet.
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as early:
-            early.sendall(_request("/healthz"))
+            early.sendall(_request("/healthz", extra=_LAST))
             server.start()
             assert [t.name for t in threading.enumerate()].count("http-server") == 1
-            data, _ = _read_all(early, timeout=1)
+            data, _ = _read_all(early)
             assert _statuses(data) == [200]
     finally:
         server.stop()
@@ -310,11 +314,10 @@ def test_close_releases_the_port_of_a_server_never_started() -> None:
 
 
 def test_pipelined_requests_are_answered_in_order_on_one_connection(exporter_port: int) -> None:
-    paths = ["/healthz", "/nope", "/readyz", "/metrics", "/healthz"]
+    paths = ["/healthz", "/nope", "/readyz", "/metrics"]
     with socket.create_connection(("127.0.0.1", exporter_port)) as sock:
-        sock.sendall(b"".join(_request(path) for path in paths))
-        data, closed = _read_all(sock, timeout=1)
-    assert not closed
+        sock.sendall(b"".join(_request(path) for path in paths) + _request("/healthz", extra=_LAST))
+        data, _ = _read_all(sock)
     assert _statuses(data) == [200, 404, 503, 200, 200]
     assert data.index(b"ok\n") < data.index(b"not found\n") < data.index(b"no recent")
     assert data.endswith(b"\r\n\r\nok\n")
@@ -445,6 +448,53 @@ def test_an_application_error_is_a_500_logged_once_and_serving_goes_on(
     assert record.exc_info is not None and "path=/bug" in record.getMessage()
 
 
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        ("200 OK", [("X-Split", "a\r\nSet-Cookie: session=stolen")]),
+        ("200 OK", [("Bad Name", "x")]),
+        ("200 OK", [("X-Wide", "\u2603")]),  # not Latin-1 (PEP 3333)
+        ("200 OK", [("Transfer-Encoding", "chunked")]),  # hop-by-hop: the server's
+        ("200 OK\r\nSet-Cookie: session=stolen", []),
+        ("OK", []),
+    ],
+    ids=["line-break", "bad-name", "not-latin-1", "hop-by-hop", "split-status", "no-code"],
+)
+def test_an_answer_that_is_not_valid_http_is_a_500_and_never_sent(
+    serve_wsgi: ServeWsgi, status: str, headers: list[tuple[str, str]]
+) -> None:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        start_response(status, headers)
+        return [b"body\n"]
+
+    with socket.create_connection(("127.0.0.1", serve_wsgi(app))) as sock:
+        sock.sendall(_request("/") + _request("/", extra=_LAST))
+        data, _ = _read_all(sock)
+    assert _statuses(data) == [500, 500]  # and the connection still serves
+    assert b"stolen" not in data and b"\xe2" not in data
+
+
+def test_the_body_frames_the_answer_and_the_client_may_close(serve_wsgi: ServeWsgi) -> None:
+    """A wrong Content-Length from the application cannot desync a kept-alive connection;
+    HTTP/1.0 and ``Connection: close`` end it after the answer."""
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Length", "100")])
+        return [b"short\n"]
+
+    port = serve_wsgi(app)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_request("/") + _request("/", extra=_LAST))
+        data, _ = _read_all(sock)
+    assert _statuses(data) == [200, 200]
+    assert data.count(b"Content-Length: 6\r\n") == 2 and b"100" not in data
+    for request in (b"GET / HTTP/1.0\r\n\r\n", _request("/", extra="Connection: Close\r\n")):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(request * 2)  # the second is never answered
+            data, closed = _read_all(sock)
+        assert closed and _statuses(data) == [200] and b"Connection: close\r\n" in data
+
+
 class _Closing(list[bytes]):
     closed = False
 
@@ -526,12 +576,16 @@ class _RecordingWriter:
 
     def __init__(self) -> None:
         self.writes: list[bytes] = []
+        self.transport = self  # whose buffer is always empty: every write left at once
 
     def write(self, data: bytes) -> None:
         self.writes.append(data)
 
-    async def drain(self) -> None:
-        pass
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
 
     def get_extra_info(self, name: str) -> object:
         return ("127.0.0.1", 1234) if name == "peername" else None
