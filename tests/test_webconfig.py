@@ -10,6 +10,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from modelarts_exporter.app import build_registry
 from modelarts_exporter.server import ExporterApp, HttpServer
 from modelarts_exporter.settings import ConfigError, load
 from modelarts_exporter.state import StateStore, TargetState
-from modelarts_exporter.webconfig import BasicAuth, WebConfigError, Wsgi, protect
+from modelarts_exporter.webconfig import BasicAuth, WebConfig, WebConfigError, Wsgi, protect
 from modelarts_exporter.webconfig import load as load_web_config
 
 USER = "prometheus"
@@ -283,6 +284,75 @@ def test_readyz_without_a_password_names_no_target(tmp_path: Path) -> None:
     store.publish(TargetState(target="team-secret", project_id="0123abcd", last_success=990.0))
     ready = _get(protected, "/readyz")
     assert (ready.status, ready.text) == (200, "ready\n")
+
+
+def test_only_a_request_that_would_run_bcrypt_may_block(tmp_path: Path) -> None:
+    store = StateStore()
+    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="9.9.9")
+    config = load_web_config(write_config(tmp_path, {"basic_auth_users": {USER: HASH}}))
+    protected = protect(app, config)
+
+    def may_block(path: str, authorization: str | None = None) -> bool:
+        environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET"}
+        if authorization is not None:
+            environ["HTTP_AUTHORIZATION"] = authorization
+        return protected.may_block(environ)
+
+    assert may_block("/metrics", basic(USER, PASSWORD))
+    assert may_block("/readyz", basic(USER, "wrong"))  # checked, to tell more when right
+    assert may_block("/", basic("mallory", PASSWORD))  # unknown users cost a bcrypt too
+    assert not may_block("/healthz", basic(USER, "wrong"))  # never checked
+    assert not may_block("/metrics")  # refused without a check
+    assert not may_block("/metrics", "Basic !!!")
+    assert _get(protected, "/metrics", basic(USER, PASSWORD)).status == 200
+    assert not may_block("/metrics", basic(USER, PASSWORD))  # verified now
+    assert may_block("/metrics", basic(USER, PASSWORD + "x"))
+    assert not protect(app, WebConfig()).may_block({"PATH_INFO": "/metrics"})
+
+
+@pytest.mark.timeout(60)
+def test_wrong_passwords_being_checked_hold_up_no_scrape_with_a_verified_one(
+    serve_protected: Serve,
+) -> None:
+    """Checks of new passwords (bcrypt) run off the event loop; every other request on it. Were
+    they on it, a scrape would wait for the checks queued before it, a few times ``one_check``."""
+    slow_hash = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=10))
+    started = time.perf_counter()
+    bcrypt.checkpw(b"wrong", slow_hash)
+    one_check = time.perf_counter() - started
+    url = serve_protected({"basic_auth_users": {USER: slow_hash.decode()}})
+    stop = threading.Event()
+    refused: list[float] = []
+
+    def hammer() -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while not stop.is_set():
+                assert http.get("/metrics", auth=(USER, "wrong")).status_code == 401
+                refused.append(time.perf_counter())
+
+    hammers = [threading.Thread(target=hammer) for _ in range(6)]
+    latencies = []
+    with httpx.Client(base_url=url, auth=(USER, PASSWORD), timeout=30) as http:
+        assert http.get("/metrics").status_code == 200  # verified: answered from the cache now
+        for thread in hammers:
+            thread.start()
+        try:
+            time.sleep(2 * one_check)  # every hammer has a check queued or running
+            began = time.perf_counter()
+            for _ in range(20):
+                started = time.perf_counter()
+                assert http.get("/metrics").status_code == 200
+                latencies.append(time.perf_counter() - started)
+                time.sleep(one_check / 4)
+            ended = time.perf_counter()
+        finally:
+            stop.set()
+            for thread in hammers:
+                thread.join()
+    assert sum(began < t < ended for t in refused) >= 3, "the wrong passwords were not checked"
+    latencies.sort()
+    assert latencies[len(latencies) // 2] < one_check / 3, (one_check, latencies)
+    assert latencies[-1] < 3 * one_check, (one_check, latencies)
 
 
 def test_client_certificates_are_required_and_verified(pki: Pki, serve_protected: Serve) -> None:

@@ -1,13 +1,16 @@
 """The HTTP side: ``/metrics``, ``/healthz``, ``/readyz`` and a status page at ``/``.
 
-A threaded WSGI server, as prometheus-client's own, so a slow scraper never holds up another and
-nothing here shares the poller's event loop. Scrapes only read published states. The exposition
-is rendered at most once per state generation and format (and compressed at most once), then
-served from that cache: ``N`` scrapers between two polls cost one render.
+The application is WSGI; :class:`HttpServer` serves it from an event loop of its own, in its own
+thread (never the poller's), a coroutine per connection (:mod:`.http11`), so a slow or stalled
+client holds up no other. Scrapes only read published states. The exposition is rendered at most
+once per state generation and format (and compressed at most once), then served from that cache:
+``N`` scrapers between two polls cost one render.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import logging
 import socket
@@ -15,22 +18,21 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
-from socketserver import ThreadingMixIn
-from typing import IO, Any, cast
-from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol, runtime_checkable
 from wsgiref.types import WSGIApplication
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from modelarts_exporter import http11
 from modelarts_exporter.state import StateStore, TargetState
 from modelarts_exporter.statuspage import render_status_page
-from modelarts_exporter.webconfig import handshake
+from modelarts_exporter.webconfig import HANDSHAKE_TIMEOUT_SECONDS
 from modelarts_exporter.webreload import ReloadStatus
 
 log = logging.getLogger(__name__)
 
-KEEPALIVE_SECONDS = 60.0
 StartResponse = Callable[[str, list[tuple[str, str]]], object]
 Environ = dict[str, Any]
 
@@ -215,93 +217,34 @@ def _reply(
     return [body]
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    # socketserver's default backlog of 5 drops connections of concurrent scrapers, which then
-    # wait for a SYN retransmit (a second): p99 of 0.45 s instead of milliseconds at 32 clients.
-    request_queue_size = 128
-    tls: Callable[[], ssl.SSLContext] | None = None
-    """Asked for each new connection, so that a renewed certificate is used from the next one."""
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.tls is None:
-            super().finish_request(request, client_address)
-            return
-        secured = handshake(self.tls(), request)  # in this connection's own thread
-        if secured is not None:
-            with secured:
-                super().finish_request(secured, client_address)
+LISTEN_BACKLOG = 128
+"""A backlog of 5 (socketserver's) dropped connections of concurrent scrapers, which then waited
+for a SYN retransmit (a second): p99 of 0.45 s instead of milliseconds at 32 clients."""
+STOP_SECONDS = 5.0
+OFFLOAD_THREADS = 2
+"""Threads answering the requests an application says may block: password checks, which bcrypt
+runs one at a time anyway."""
 
 
-def _fixed(context: ssl.SSLContext) -> Callable[[], ssl.SSLContext]:
-    return lambda: context
+@runtime_checkable
+class MayBlock(Protocol):
+    """A WSGI application that tells which requests it may take long to answer (see
+    :class:`~modelarts_exporter.webconfig.Protected`): those are answered from worker threads,
+    every other one on the event loop, without handing it over between threads."""
 
-
-class _ThreadingServerV6(_ThreadingServer):
-    address_family = socket.AF_INET6
-
-
-class _Http11Handler(ServerHandler):
-    http_version = "1.1"
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """HTTP/1.1 with keep-alive (wsgiref's own handler answers one request per connection, so a
-    scraper would pay a TCP handshake and a new thread for every scrape); access lines go to the
-    debug log instead of stderr."""
-
-    protocol_version = "HTTP/1.1"
-    # An answer larger than the write buffer still leaves in two writes (headers, then body); with
-    # Nagle on, a kept-alive connection waits for the client's delayed ACK (~40 ms) in between.
-    disable_nagle_algorithm = True
-    # wsgiref writes the status line, Date, Server, the other headers and the body one by one:
-    # unbuffered (socketserver's default) that is five sends, five packets with Nagle off. It
-    # flushes after the body, so buffered they leave together.
-    wbufsize = 64 * 1024
-    timeout = KEEPALIVE_SECONDS
-    """An idle connection is closed after this long, freeing its thread."""
-
-    def handle(self) -> None:
-        self.close_connection = False
-        try:
-            while not self.close_connection:
-                self._handle_one()
-                self.wfile.flush()  # what wsgiref did not flush itself (send_error's answers)
-        except (TimeoutError, ConnectionError):
-            self.close_connection = True
-
-    def _handle_one(self) -> None:
-        self.raw_requestline = self.rfile.readline(65537)
-        if not self.raw_requestline:
-            self.close_connection = True
-            return
-        if len(self.raw_requestline) > 65536:
-            self.send_error(414)
-            self.close_connection = True
-            return
-        if not self.parse_request():
-            return
-        if self.command not in ("GET", "HEAD"):
-            self.close_connection = True  # we never read request bodies: do not reuse the stream
-        handler = _Http11Handler(
-            self.rfile,
-            cast(IO[bytes], self.wfile),
-            self.get_stderr(),
-            self.get_environ(),
-            multithread=True,
-        )
-        handler.request_handler = self  # type: ignore[attr-defined]
-        handler.run(self.server.get_app())  # type: ignore[attr-defined]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http %s", format % args)
+    def may_block(self, environ: Environ) -> bool: ...
 
 
 class HttpServer:
     """Serves an :class:`ExporterApp` (or it behind :func:`~modelarts_exporter.webconfig.protect`)
-    from a background thread until :meth:`stop`; HTTPS when given a ``tls`` context, or a callable
-    giving the context for each new connection (see :mod:`~modelarts_exporter.webreload`)."""
+    from an event loop in a background thread, between :meth:`start` and :meth:`stop`; HTTPS when
+    given a ``tls`` context, or a callable giving the context for each new connection (see
+    :mod:`~modelarts_exporter.webreload`). One thread for all connections: 32 threads, one per
+    kept-alive scraper, spent their time taking the GIL from each other (docs/performance.md).
+
+    Constructing it binds the socket (an address in use is an error here) but starts nothing, so
+    that a process can construct it, fork, and :meth:`start` it in the child and :meth:`close` it
+    in the parent."""
 
     def __init__(
         self,
@@ -310,28 +253,131 @@ class HttpServer:
         port: int,
         tls: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
-        server_class = _ThreadingServerV6 if ":" in host else _ThreadingServer
-        self._server = make_server(
-            host, port, app, server_class=server_class, handler_class=_QuietHandler
-        )
-        self._server.tls = _fixed(tls) if isinstance(tls, ssl.SSLContext) else tls
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="http-server", daemon=True
-        )
+        self._app = app
+        self._host = host
+        self._tls = _fixed(tls) if isinstance(tls, ssl.SSLContext) else tls
+        self._socket = _listen(host, port)
+        self._port = int(self._socket.getsockname()[1])
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._port
 
     def start(self) -> None:
+        """Returns once connections are accepted."""
+        if self._thread is not None:
+            raise RuntimeError("the HTTP server was started already")
+        accepting: Future[None] = Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(accepting,), name="http-server", daemon=True
+        )
         self._thread.start()
+        accepting.result()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        """Stops accepting, closes every connection and waits (a few seconds at most) for the
+        thread to end; of a server never started, closes the socket."""
+        if self._thread is None:
+            self.close()
+            return
+        if self._loop is not None and self._stopping is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has ended already
+                self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(timeout=STOP_SECONDS)
 
     def close(self) -> None:
-        """Close the listening socket of a server that was never started (a parent process
-        that handed it to a forked child, :mod:`~modelarts_exporter.serving`)."""
-        self._server.server_close()
+        """Closes the listening socket of a server that was not started (in the process that
+        handed it over to a child)."""
+        if self._thread is not None:
+            raise RuntimeError("close() is for a server that was not started; stop() this one")
+        self._socket.close()
+
+    def _run(self, accepting: Future[None]) -> None:
+        try:
+            asyncio.run(self._serve(accepting))
+        finally:
+            if not accepting.done():
+                accepting.set_exception(RuntimeError("the HTTP server ended before accepting"))
+
+    async def _serve(self, accepting: Future[None]) -> None:
+        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        executor = ThreadPoolExecutor(OFFLOAD_THREADS, thread_name_prefix="http-offload")
+        site = http11.Site(
+            self._app,
+            http11.base_environ(self._host, self._port, https=self._tls is not None),
+            self._app.may_block if isinstance(self._app, MayBlock) else None,
+            executor,
+        )
+        connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+
+        async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            connections[task] = writer
+            try:
+                await self._connection(site, reader, writer)
+            except asyncio.CancelledError:
+                # By stop(), and the end of this task. Python 3.11's streams log a cancelled
+                # connection task as an error ("Exception in callback"): end it normally.
+                pass
+            finally:
+                del connections[task]
+
+        try:
+            server = await asyncio.start_server(
+                connected, sock=self._socket, backlog=LISTEN_BACKLOG
+            )
+        except OSError as error:  # a closed socket: start() raises it
+            accepting.set_exception(error)
+            return
+        accepting.set_result(None)
+        try:
+            await self._stopping.wait()
+        finally:
+            server.close()
+            for task, writer in list(connections.items()):
+                writer.transport.abort()  # not TLS's goodbye: its socket is closed right away
+                task.cancel()
+            await asyncio.gather(*connections, return_exceptions=True)
+            executor.shutdown(cancel_futures=True)
+
+    async def _connection(
+        self, site: http11.Site, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            if self._tls is not None:
+                # Nothing may be awaited before this. The loop reads a new connection only
+                # after this task's first step; a ClientHello read into the plain stream would
+                # never reach TLS.
+                await writer.start_tls(self._tls(), ssl_handshake_timeout=HANDSHAKE_TIMEOUT_SECONDS)
+            await http11.serve(site, reader, writer)
+        except OSError as error:  # resets, time-outs, failed handshakes (ssl.SSLError)
+            log.debug("http connection ended client=%s error=%r", peer, error)
+        except Exception:
+            # A bug: this connection ends, the server goes on serving the others.
+            log.exception("http connection failed client=%s", peer)
+        finally:
+            writer.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As socketserver did: a restarted exporter rebinds while old connections linger in
+        # TIME_WAIT. (Not socket.create_server: it would make "::" refuse IPv4 clients.)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _fixed(context: ssl.SSLContext) -> Callable[[], ssl.SSLContext]:
+    return lambda: context

@@ -32,13 +32,12 @@ import hmac
 import logging
 import re
 import secrets
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import bcrypt
 import yaml
@@ -47,6 +46,8 @@ log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 """Served without a password: Kubernetes probes carry none."""
+_UNCHECKED_PATHS = OPEN_PATHS - {"/readyz"}
+"""Where a password is never looked at: ``/readyz`` checks one it is given, to say more."""
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
 
 _TLS_VERSIONS = {
@@ -300,23 +301,53 @@ class BasicAuth:
         self._decoy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(cost))
 
     def check(self, authorization: str | None) -> bool:
-        credentials = _decode_basic(authorization)
-        if credentials is None:
+        attempt = self._attempt(authorization)
+        if attempt is None:
             return False
-        user, password = credentials
-        password = password[:_BCRYPT_MAX_PASSWORD]
-        hashed = self._users.get(user)
-        digest = hmac.digest(self._key, password, hashlib.sha256)
-        if hashed is not None:
-            known = self._verified.get(user)
-            if known is not None and known[0] == hashed and hmac.compare_digest(known[1], digest):
-                return True
+        if self._known(attempt):
+            return True
         with self._bcrypt_lock:
-            matched = bcrypt.checkpw(password, hashed or self._decoy)
-        if matched and hashed is not None:
-            self._verified[user] = (hashed, digest)
+            matched = bcrypt.checkpw(attempt.password, attempt.hashed or self._decoy)
+        if matched and attempt.hashed is not None:
+            self._verified[attempt.user] = (attempt.hashed, attempt.digest)
             return True
         return False
+
+    def needs_bcrypt(self, authorization: str | None) -> bool:
+        """Whether :meth:`check` of this header would run bcrypt: it carries credentials that
+        were not verified before. The one slow path (tens of milliseconds, and queued behind
+        other checks), so the server keeps such requests off its event loop."""
+        attempt = self._attempt(authorization)
+        return attempt is not None and not self._known(attempt)
+
+    def _attempt(self, authorization: str | None) -> _Attempt | None:
+        credentials = _decode_basic(authorization)
+        if credentials is None:
+            return None
+        user, password = credentials
+        password = password[:_BCRYPT_MAX_PASSWORD]
+        digest = hmac.digest(self._key, password, hashlib.sha256)
+        return _Attempt(user, password, self._users.get(user), digest)
+
+    def _known(self, attempt: _Attempt) -> bool:
+        """The cached path: this user's current hash was matched by this password before."""
+        known = self._verified.get(attempt.user)
+        return (
+            attempt.hashed is not None
+            and known is not None
+            and known[0] == attempt.hashed
+            and hmac.compare_digest(known[1], attempt.digest)
+        )
+
+
+class _Attempt(NamedTuple):
+    user: str
+    password: bytes
+    """At most the bytes bcrypt reads."""
+    hashed: bytes | None
+    """The user's hash; ``None`` for an unknown user."""
+    digest: bytes
+    """Keyed hash of the password, the key of the verified cache."""
 
 
 def _decode_basic(authorization: str | None) -> tuple[str, bytes] | None:
@@ -361,13 +392,21 @@ class Guard:
         return cls(config, BasicAuth(config.users))
 
 
-def protect(app: Wsgi, config: WebConfig | Callable[[], Guard]) -> Wsgi:
+def protect(app: Wsgi, config: WebConfig | Callable[[], Guard]) -> Protected:
     """``app`` behind the configured password check, answers carrying the configured headers;
     given a callable, the guard it returns is applied, afresh for every request."""
-    current = _fixed(Guard.of(config)) if isinstance(config, WebConfig) else config
+    return Protected(app, _fixed(Guard.of(config)) if isinstance(config, WebConfig) else config)
 
-    def protected(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        guard = current()
+
+class Protected:
+    """A WSGI application: ``app`` behind the guard that ``current`` returns."""
+
+    def __init__(self, app: Wsgi, current: Callable[[], Guard]) -> None:
+        self._app = app
+        self._current = current
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        guard = self._current()
         auth, extra = guard.auth, list(guard.config.headers)
 
         def respond(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> object:
@@ -393,10 +432,20 @@ def protect(app: Wsgi, config: WebConfig | Callable[[], Guard]) -> Wsgi:
             and environ.get("PATH_INFO") == "/readyz"
             and not auth.check(environ.get("HTTP_AUTHORIZATION"))
         ):
-            return _readiness_only(app, environ, respond)
-        return app(environ, respond)
+            return _readiness_only(self._app, environ, respond)
+        return self._app(environ, respond)
 
-    return protected
+    def may_block(self, environ: dict[str, Any]) -> bool:
+        """Whether answering may wait for bcrypt: a password not verified before, on a path that
+        checks it. The server answers such requests from worker threads, so that a flood of wrong
+        passwords holds up no scrape whose password is verified. (A reload between this and the
+        answer may still make one answer check a password on the event loop: once per reload.)"""
+        auth = self._current().auth
+        return (
+            auth is not None
+            and environ.get("PATH_INFO", "/") not in _UNCHECKED_PATHS
+            and auth.needs_bcrypt(environ.get("HTTP_AUTHORIZATION"))
+        )
 
 
 def _readiness_only(app: Wsgi, environ: dict[str, Any], respond: StartResponse) -> Iterable[bytes]:
@@ -428,19 +477,3 @@ def _readiness_only(app: Wsgi, environ: dict[str, Any], respond: StartResponse) 
 
 def _fixed(guard: Guard) -> Callable[[], Guard]:
     return lambda: guard
-
-
-def handshake(context: ssl.SSLContext, connection: socket.socket) -> ssl.SSLSocket | None:
-    """TLS on an accepted connection, in the thread that serves it (so a client that never
-    finishes its handshake holds only its own thread, for at most the handshake time-out);
-    ``None`` when the client does not complete it — a plain-HTTP request, an untrusted client
-    certificate — after closing the connection."""
-    connection.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
-    try:
-        secured = context.wrap_socket(connection, server_side=True)
-    except (OSError, ssl.SSLError) as error:
-        log.debug("TLS handshake failed error=%s", error)
-        connection.close()
-        return None
-    secured.settimeout(None)
-    return secured
