@@ -101,7 +101,6 @@ async def serve(pairs: list[tuple[str, str]]) -> dict[str, int]:
         HttpServer(app, "127.0.0.1", 0),
         store,
         niceness=POLL_NICENESS,
-        refresh=app.refresh,
         on_exit=report_renders,
     )
     serving.start()

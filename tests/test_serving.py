@@ -1,22 +1,19 @@
-"""The HTTP server in a process of its own: fed every state the poller publishes, rendering ahead
-of the scrapes, and never outliving (nor outlived by) the polling process."""
+"""The HTTP server in a process of its own: fed every state the poller publishes, and never
+outliving (nor outlived by) the polling process."""
 
 from __future__ import annotations
 
 import os
 import signal
-import threading
+import subprocess
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from contextlib import contextmanager
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily, Metric
 
 from conftest import (
-    Clock,
     Exporter,
     SimFactory,
     background,
@@ -29,7 +26,7 @@ from conftest import (
 from modelarts_exporter.app import POLL_NICENESS, build_registry
 from modelarts_exporter.server import ExporterApp, HttpServer
 from modelarts_exporter.serving import ServingProcess, apply, dumps, loads
-from modelarts_exporter.state import StateStore, TargetState
+from modelarts_exporter.state import StateStore
 
 MakeExporter = Callable[..., Exporter]
 
@@ -58,7 +55,7 @@ def serving() -> Iterator[Callable[[StateStore, ExporterApp], ServingProcess]]:
     started: list[ServingProcess] = []
 
     def start(store: StateStore, app: ExporterApp) -> ServingProcess:
-        process = ServingProcess(HttpServer(app, "127.0.0.1", 0), store, refresh=app.refresh)
+        process = ServingProcess(HttpServer(app, "127.0.0.1", 0), store)
         process.start()
         started.append(process)
         return process
@@ -121,64 +118,9 @@ async def test_scrapes_are_served_by_another_process_that_follows_every_publish(
         httpx.get(f"{url}/healthz")
 
 
-class _Slow:
-    """A collector whose rendering waits for ``release`` once ``armed``."""
-
-    def __init__(self) -> None:
-        self.value = 1.0
-        self.armed = False
-        self.rendering = threading.Event()
-        self.release = threading.Event()
-
-    def collect(self) -> Iterator[Metric]:
-        if self.armed:
-            self.rendering.set()
-            self.release.wait(10)
-        family = GaugeMetricFamily("slow_value", "Set by the test.")
-        family.add_metric([], self.value)
-        yield family
-
-
-def test_a_refresh_renders_ahead_and_scrapes_meanwhile_get_the_last_exposition() -> None:
-    store = StateStore()
-    slow = _Slow()
-    registry = CollectorRegistry()
-    registry.register(slow)
-    app = ExporterApp(store, registry, ready_intervals=3, version="t", clock=Clock())
-    server = HttpServer(app, "127.0.0.1", 0)
-    server.start()
-    try:
-        url = f"http://127.0.0.1:{server.port}/metrics"
-        assert "slow_value 1.0" in httpx.get(url).text
-        assert "slow_value 1.0" in httpx.get(url, headers={"Accept-Encoding": "gzip"}).text
-        assert app.renders == 1
-
-        def change() -> None:
-            slow.value = 2.0
-            slow.armed = True
-            store.publish(TargetState("t1", "p1"))
-
-        refreshing = threading.Thread(target=app.refresh, args=(change,))
-        refreshing.start()
-        assert slow.rendering.wait(10)
-        started = time.monotonic()
-        stale = httpx.get(url, timeout=5)  # would wait for the render without the rule
-        assert time.monotonic() - started < 5
-        assert "slow_value 1.0" in stale.text
-        slow.release.set()
-        refreshing.join(10)
-        assert app.renders == 2  # text, rendered once; its gzip copy made from it
-        fresh = httpx.get(url, headers={"Accept-Encoding": "gzip"})
-        assert "slow_value 2.0" in fresh.text
-        assert app.renders == 2  # the refresh had rendered it ahead
-    finally:
-        slow.release.set()
-        server.stop()
-
-
-def test_serve_runs_http_in_a_second_process_at_a_higher_priority(
-    simulator: SimFactory, tmp_path: Path
-) -> None:
+@contextmanager
+def _serving(simulator: SimFactory) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+    """``serve`` against a small tenant, ready: its process, its server's process, its port."""
     sim = simulator(size=100)
     port = free_port()
     env = sim_env(sim.url, sim.project_id) | {
@@ -187,6 +129,11 @@ def test_serve_runs_http_in_a_second_process_at_a_higher_priority(
     with background(["serve"], env) as exporter:
         assert wait_for(f"http://127.0.0.1:{port}/readyz", 200)
         (server,) = _children(exporter.pid)
+        yield exporter, server, port
+
+
+def test_serve_runs_http_in_a_second_process_at_a_higher_priority(simulator: SimFactory) -> None:
+    with _serving(simulator) as (exporter, server, _):
         assert os.getpriority(os.PRIO_PROCESS, exporter.pid) == POLL_NICENESS
         assert os.getpriority(os.PRIO_PROCESS, server) == 0
         # Ctrl-C reaches the whole group: the server waits for the poller to stop first.
@@ -197,14 +144,7 @@ def test_serve_runs_http_in_a_second_process_at_a_higher_priority(
 
 
 def test_serve_stops_with_an_error_when_its_server_process_dies(simulator: SimFactory) -> None:
-    sim = simulator(size=100)
-    port = free_port()
-    env = sim_env(sim.url, sim.project_id) | {
-        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}"
-    }
-    with background(["serve"], env) as exporter:
-        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200)
-        (server,) = _children(exporter.pid)
+    with _serving(simulator) as (exporter, server, _):
         os.kill(server, signal.SIGKILL)
         assert exporter.wait(timeout=20) == 1
         assert exporter.stderr is not None
@@ -215,14 +155,7 @@ def test_serve_stops_with_an_error_when_its_server_process_dies(simulator: SimFa
 
 def test_the_server_process_exits_when_the_poller_is_killed(simulator: SimFactory) -> None:
     """Else an orphan would go on serving states that no longer change."""
-    sim = simulator(size=100)
-    port = free_port()
-    env = sim_env(sim.url, sim.project_id) | {
-        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}"
-    }
-    with background(["serve"], env) as exporter:
-        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200)
-        (server,) = _children(exporter.pid)
+    with _serving(simulator) as (exporter, server, port):
         exporter.kill()
         exporter.wait(timeout=10)
         assert _gone(server)

@@ -284,7 +284,7 @@ class Exporter:
     def _serving_exited(self, serving: ServingProcess) -> None:
         if self._stopping.is_set():
             return
-        code = serving.exitcode
+        code = serving.exitcode()
         if code == -signal.SIGTERM:  # e.g. systemd stopping every process of the unit
             log.info("the HTTP server process was sent SIGTERM: stopping")
         else:
@@ -302,9 +302,7 @@ class Exporter:
         else:
             tls = self.web.tls if self.web.config.tls is not None else None
             server = HttpServer(protect(self.app, self.web.guard), host, port, tls=tls)
-        serving = ServingProcess(
-            server, self.store, niceness=self._niceness, refresh=self.app.refresh
-        )
+        serving = ServingProcess(server, self.store, niceness=self._niceness)
         serving.start()
         loop = asyncio.get_running_loop()
         loop.add_reader(serving.sentinel, self._serving_exited, serving)

@@ -41,17 +41,13 @@ class _RenderCache:
     """Exposition bytes by (generation, content type, gzip). A scrape of what is cached takes no
     lock: with 32 scrapers, a lock held by a thread that lost the GIL kept all the others
     waiting. Rendering is serialized, so concurrent scrapes of a new generation wait for one
-    render instead of each doing it; and while :meth:`refresh` renders a new generation ahead
-    of the scrapes, they get the last one rendered instead of waiting (it is at most one render
-    old, about 20 ms at 2,000 series)."""
+    render instead of each doing it."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._registry = registry
         self._lock = threading.Lock()
         self._current: tuple[Hashable, dict[tuple[str, bool], bytes]] = (None, {})
         """The generation and its entries, replaced together by one assignment."""
-        self._encoders: dict[str, Callable[[CollectorRegistry], bytes]] = {}
-        """Each content type's encoder, as chosen for the scrape that first asked for it."""
         self.renders = 0
         """How many times the exposition was rendered (tests and benchmarks read it)."""
 
@@ -61,50 +57,26 @@ class _RenderCache:
         encoder, content_type = choose_encoder(accept)
         generation, entries = self._current
         body = entries.get((content_type, want_gzip))
-        if body is not None and (generation == generation_now() or self._lock.locked()):
+        if body is not None and generation == generation_now():
             return body, content_type
         with self._lock:
-            # The generation is read under the lock: a scrape that read it before a poll
-            # published and got here after one that read it afterwards would otherwise take
-            # the cache back to the old generation, and the next scrape forward again.
+            # Read again under the lock: a scrape that read the generation before a poll
+            # published and got here after one that read it afterwards would otherwise take the
+            # cache back to the old generation, and the next scrape forward again, a render each.
             generation = generation_now()
-            current, entries = self._current
-            if generation != current:
-                entries = {}
-            body = self._fill(entries, encoder, content_type, want_gzip)
-            self._current = (generation, entries)
+            if generation != self._current[0]:
+                self._current = (generation, {})
+            entries = self._current[1]
+            body = entries.get((content_type, want_gzip))
+            if body is None:
+                plain = entries.get((content_type, False))
+                if plain is None:
+                    plain = encoder(self._registry)
+                    self.renders += 1
+                    entries[(content_type, False)] = plain
+                body = gzip.compress(plain, compresslevel=6) if want_gzip else plain
+                entries[(content_type, want_gzip)] = body
         return body, content_type
-
-    def refresh(self, change: Callable[[], None], generation_now: Callable[[], Hashable]) -> None:
-        """Make ``change`` and render its exposition in every format scraped before; the
-        entries of the last generation stay in place until all of them are rendered."""
-        with self._lock:
-            change()
-            entries: dict[tuple[str, bool], bytes] = {}
-            for content_type, want_gzip in self._current[1]:
-                self._fill(entries, self._encoders[content_type], content_type, want_gzip)
-            self._current = (generation_now(), entries)
-
-    def _fill(
-        self,
-        entries: dict[tuple[str, bool], bytes],
-        encoder: Callable[[CollectorRegistry], bytes],
-        content_type: str,
-        want_gzip: bool,
-    ) -> bytes:
-        """The entry for a format, rendered (or compressed) into ``entries`` unless there
-        already; call with the lock held."""
-        body = entries.get((content_type, want_gzip))
-        if body is None:
-            plain = entries.get((content_type, False))
-            if plain is None:
-                self._encoders[content_type] = encoder
-                plain = encoder(self._registry)
-                self.renders += 1
-                entries[(content_type, False)] = plain
-            body = gzip.compress(plain, compresslevel=6) if want_gzip else plain
-            entries[(content_type, want_gzip)] = body
-        return body
 
 
 class ExporterApp:
@@ -135,12 +107,6 @@ class ExporterApp:
     def _generation(self) -> Hashable:
         """What the exposition depends on: the states and the web configuration's status."""
         return self._store.current()[0], self._web_config()
-
-    def refresh(self, change: Callable[[], None]) -> None:
-        """Make ``change`` to the states and render the exposition ahead of the scrapes, in
-        each format scraped before; scrapes meanwhile get the previous exposition instead of
-        waiting for the render (the server's process applies what the poller publishes so)."""
-        self._cache.refresh(change, self._generation)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         body = self._route(environ, start_response)

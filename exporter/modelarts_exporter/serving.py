@@ -24,10 +24,8 @@ import multiprocessing
 import os
 import pickle
 import signal
-import sys
 import threading
 from collections.abc import Callable
-from functools import partial
 from multiprocessing.connection import Connection
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -38,7 +36,6 @@ log = logging.getLogger(__name__)
 
 STOP_SECONDS = 5.0
 """How long the child has to finish its answers in flight and exit before it is killed."""
-SWITCH_INTERVAL_SECONDS = 0.001
 Changes = dict[str, TargetState | None]
 
 
@@ -130,9 +127,7 @@ class ServingProcess:
     Construct and :meth:`start` it before any other thread exists (a fork copies only the
     forking thread: a lock another thread held would stay locked in the child). ``niceness`` is
     added to the parent's priority after the fork, so that its polls yield the CPU to scrapes.
-    In the child, ``refresh`` is handed each change to make to the store (the app renders the
-    new exposition ahead of the scrapes there); ``on_exit`` runs after it stopped serving
-    (benchmarks read counters there).
+    ``on_exit`` runs in the child after it stopped serving (benchmarks read counters there).
     """
 
     def __init__(
@@ -141,7 +136,6 @@ class ServingProcess:
         store: StateStore,
         *,
         niceness: int = 0,
-        refresh: Callable[[Callable[[], None]], None] = lambda change: change(),
         on_exit: Callable[[], None] = lambda: None,
     ) -> None:
         self._server = server
@@ -149,7 +143,6 @@ class ServingProcess:
         """The port listened on (read now: after the fork, this process closes its socket)."""
         self._store = store
         self._niceness = niceness
-        self._refresh = refresh
         self._on_exit = on_exit
         self._process: multiprocessing.process.BaseProcess | None = None
         self._feed: _Feed | None = None
@@ -164,9 +157,13 @@ class ServingProcess:
         assert self._process is not None
         return self._process.sentinel
 
-    @property
     def exitcode(self) -> int | None:
-        return None if self._process is None else self._process.exitcode
+        """The child's exit code, once the sentinel said it ended (the pipe behind the sentinel
+        closes a moment before the child can be reaped, so this waits for that moment)."""
+        if self._process is None:
+            return None
+        self._process.join(timeout=STOP_SECONDS)
+        return self._process.exitcode
 
     def start(self) -> None:
         context = multiprocessing.get_context("fork")
@@ -189,9 +186,6 @@ class ServingProcess:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        # Here the only other thread applies the states and renders (pure Python, ~20 ms): the
-        # server's thread gets the interpreter back within 1 ms instead of 5.
-        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         outgoing.close()  # else the pipe would never close when the parent dies
         self._server.start()
         try:
@@ -200,7 +194,7 @@ class ServingProcess:
                     changes = loads(incoming.recv_bytes())
                 except (EOFError, OSError):
                     break
-                self._refresh(partial(apply, self._store, changes))
+                apply(self._store, changes)
         finally:
             self._server.stop()
             self._on_exit()
