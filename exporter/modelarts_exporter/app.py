@@ -282,6 +282,8 @@ class Exporter:
         self._stopping.set()
 
     def _serving_exited(self, serving: ServingProcess) -> None:
+        # Once is enough: a closed pipe stays readable, and the loop would call this on and on.
+        asyncio.get_running_loop().remove_reader(serving.sentinel)
         if self._stopping.is_set():
             return
         code = serving.exitcode()
