@@ -167,16 +167,16 @@ class ServingProcess:
 
     def start(self) -> None:
         context = multiprocessing.get_context("fork")
-        ours, theirs = context.Pipe(duplex=False)
+        reading, writing = context.Pipe(duplex=False)  # the child's end, this process's end
         self._process = context.Process(
-            target=self._child, args=(ours, theirs), name="http-server", daemon=True
+            target=self._child, args=(reading, writing), name="http-server", daemon=True
         )
         self._process.start()
-        ours.close()
+        reading.close()
         self._server.close()  # the child listens; a second copy here would only keep it open
         if self._niceness:
             os.nice(self._niceness)
-        self._feed = _Feed(theirs)
+        self._feed = _Feed(writing)
         self._store.watch(self._feed.offer)
 
     def _child(self, incoming: Connection, outgoing: Connection) -> None:
