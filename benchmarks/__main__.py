@@ -13,7 +13,7 @@ import platform
 import time
 from collections.abc import Callable
 
-from modelarts_exporter.app import freeze_startup_objects
+from modelarts_exporter.runtime.service import freeze_startup_objects
 
 from . import economy, memory, scrapes, throughput
 from .common import Row

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 
-from modelarts_exporter.app import Target, build_target
-from modelarts_exporter.settings import Settings
-from modelarts_exporter.state import StateStore
-from modelarts_exporter.targets import resolve
+from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.runtime.service import Target, build_target
+from modelarts_exporter.snapshot.store import StateStore
 
 from .simproc import SimProcess
 

@@ -23,18 +23,18 @@ from typing import Any
 
 import httpx
 
-from modelarts_exporter.app import (
+from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.http.process import ServingProcess
+from modelarts_exporter.http.server import ExporterApp, HttpServer
+from modelarts_exporter.runtime.service import (
     POLL_NICENESS,
     Target,
     build_registry,
     build_target,
     freeze_startup_objects,
 )
-from modelarts_exporter.server import ExporterApp, HttpServer
-from modelarts_exporter.serving import ServingProcess
-from modelarts_exporter.settings import Settings
-from modelarts_exporter.state import StateStore
-from modelarts_exporter.targets import resolve
+from modelarts_exporter.snapshot.store import StateStore
 
 PAGE = 1000
 

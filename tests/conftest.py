@@ -28,14 +28,14 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import TypeAdapter
 
-from modelarts_exporter.aggregate import Snapshot
-from modelarts_exporter.app import Target, build_registry, build_target
-from modelarts_exporter.models import Version
-from modelarts_exporter.settings import Settings
+from modelarts_exporter.cloud.models import Version
+from modelarts_exporter.cloud.statuses import status_of
+from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.runtime.service import Target, build_registry, build_target
 from modelarts_exporter.simulator import SimulatorServer, Tenant
-from modelarts_exporter.state import StateStore
-from modelarts_exporter.statuses import status_of
-from modelarts_exporter.targets import resolve
+from modelarts_exporter.snapshot.aggregate import Snapshot
+from modelarts_exporter.snapshot.store import StateStore
 
 # Every secret a test configures comes from here: _secrets_never_leak fails any test after
 # which one of them shows up in a log record, an exception text or a command's output.

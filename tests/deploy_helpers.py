@@ -136,11 +136,11 @@ class Metric:
 
 @cache
 def contract() -> dict[str, Metric]:
-    """The metrics the exporter exposes, from their single declaration (modelarts_exporter.metrics),
+    """The metrics the exporter exposes, from their single declaration (modelarts_exporter.expose.metrics),
     plus Prometheus' `up`. Shared: do not modify."""
     # Imported here, so that a broken exporter package fails the tests that use the contract rather
     # than the collection of every deploy test.
-    from modelarts_exporter import metrics  # noqa: PLC0415
+    from modelarts_exporter.expose import metrics  # noqa: PLC0415
 
     by_name = {
         spec.name: Metric("gauge" if spec.kind == "info" else spec.kind, frozenset(spec.labels))

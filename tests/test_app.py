@@ -26,9 +26,9 @@ from conftest import (
     truth,
     wait_for,
 )
-from modelarts_exporter import client as client_module
-from modelarts_exporter.app import Exporter as Runtime
-from modelarts_exporter.settings import Settings
+from modelarts_exporter.cloud import client as client_module
+from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.runtime.service import Exporter as Runtime
 from modelarts_exporter.simulator import FaultKind, FaultRule, SimulatorServer
 
 pytestmark = pytest.mark.anyio
@@ -196,7 +196,9 @@ async def test_slow_polls_never_overlap(simulator: SimFactory) -> None:
     runtime = Runtime(settings)
     (name,) = [
         t.name
-        for t in __import__("modelarts_exporter.targets", fromlist=["resolve"]).resolve(settings)
+        for t in __import__("modelarts_exporter.config.targets", fromlist=["resolve"]).resolve(
+            settings
+        )
     ]
     _, target = None, None
     running = asyncio.ensure_future(runtime.run())

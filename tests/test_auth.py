@@ -15,8 +15,8 @@ import pytest
 from pydantic import SecretStr
 
 from conftest import Exporter, SimFactory, assert_matches_truth, select, truth
-from modelarts_exporter.auth import IamPasswordAuth
-from modelarts_exporter.errors import Reason
+from modelarts_exporter.cloud.auth import IamPasswordAuth
+from modelarts_exporter.cloud.errors import Reason
 from modelarts_exporter.simulator import FaultKind, FaultRule, Iam, IamUser, SimulatorServer
 
 pytestmark = pytest.mark.anyio

@@ -18,14 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import SimFactory, exporter_settings, hostile_pages, json_values
-from modelarts_exporter.app import build_target
-from modelarts_exporter.client import ApiClient, parse_retry_after
-from modelarts_exporter.errors import PollError, Reason
-from modelarts_exporter.models import Page
-from modelarts_exporter.settings import Settings
+from modelarts_exporter.cloud.client import ApiClient, parse_retry_after
+from modelarts_exporter.cloud.errors import PollError, Reason
+from modelarts_exporter.cloud.models import Page
+from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.runtime.service import build_target
 from modelarts_exporter.simulator import FaultKind, FaultRule
-from modelarts_exporter.state import StateStore
-from modelarts_exporter.targets import resolve
+from modelarts_exporter.snapshot.store import StateStore
 
 PATH = "/v1/p1/training-jobs/versions"
 Behaviour = Callable[[socket.socket, threading.Event], None]

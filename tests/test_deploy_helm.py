@@ -28,9 +28,9 @@ from deploy_helpers import (
     run,
     tool,
 )
-from modelarts_exporter.settings import ENV_PREFIX, SECRET_FIELDS, Settings, load
-from modelarts_exporter.targets import resolve
-from modelarts_exporter.webconfig import load as load_web_config
+from modelarts_exporter.config.settings import ENV_PREFIX, SECRET_FIELDS, Settings, load
+from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.http.webconfig import load as load_web_config
 
 # The defaults and every ci/<name>-values.yaml, by <name>.
 VALUE_SETS = {

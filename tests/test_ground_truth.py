@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from conftest import Exporter, SimFactory, assert_matches_truth, select, truth
-from modelarts_exporter.statuses import TERMINAL_PHASES, status_of
+from modelarts_exporter.cloud.statuses import TERMINAL_PHASES, status_of
 
 pytestmark = pytest.mark.anyio
 MakeExporter = Callable[..., Exporter]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port, write_config
-from modelarts_exporter.healthcheck import HealthcheckSettings, UnhealthyError, check, loopback
-from modelarts_exporter.settings import ConfigError, Settings, load
+from modelarts_exporter.config.settings import ConfigError, Settings, load
+from modelarts_exporter.http.healthcheck import HealthcheckSettings, UnhealthyError, check, loopback
 
 
 @contextmanager

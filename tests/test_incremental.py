@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from conftest import Clock, Exporter, SimFactory, select
-from modelarts_exporter.aggregate import Snapshot
+from modelarts_exporter.snapshot.aggregate import Snapshot
 
 pytestmark = pytest.mark.anyio
 MakeExporter = Callable[..., Exporter]

@@ -30,11 +30,11 @@ from conftest import (
     wait_for,
 )
 from modelarts_exporter import logs
-from modelarts_exporter.auth import AkSkAuth, StaticTokenAuth
-from modelarts_exporter.settings import ConfigError, Settings, load
+from modelarts_exporter.cloud.auth import AkSkAuth, StaticTokenAuth
+from modelarts_exporter.config.settings import ConfigError, Settings, load
+from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.expose.statuspage import render_status_page
 from modelarts_exporter.simulator import FaultKind, FaultRule
-from modelarts_exporter.statuspage import render_status_page
-from modelarts_exporter.targets import resolve
 
 MakeExporter = Callable[..., Exporter]
 NOISY = ("httpx", "apscheduler")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from modelarts_exporter import metrics
+from modelarts_exporter.expose import metrics
 
 DOC = Path(__file__).parent.parent / "docs" / "metrics.md"
 ROW = re.compile(r"^\| `(?P<name>[a-z_]+)` \| (?P<kind>\w+) \| (?P<labels>[^|]*) \|", re.MULTILINE)

@@ -22,7 +22,7 @@ from conftest import (
     select,
     truth,
 )
-from modelarts_exporter.errors import Reason
+from modelarts_exporter.cloud.errors import Reason
 from modelarts_exporter.simulator import FaultKind, FaultRule
 
 pytestmark = pytest.mark.anyio

@@ -21,11 +21,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from conftest import Clock, Exporter, SimFactory
-from modelarts_exporter import __version__, http11
-from modelarts_exporter.app import build_registry
-from modelarts_exporter.server import ExporterApp, HttpServer
+from modelarts_exporter import __version__
+from modelarts_exporter.http import http11
+from modelarts_exporter.http.server import ExporterApp, HttpServer
+from modelarts_exporter.runtime.service import build_registry
 from modelarts_exporter.simulator import FaultKind, FaultRule
-from modelarts_exporter.state import StateStore, TargetState
+from modelarts_exporter.snapshot.store import StateStore, TargetState
 
 MakeExporter = Callable[..., Exporter]
 

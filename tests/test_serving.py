@@ -23,10 +23,10 @@ from conftest import (
     sim_env,
     wait_for,
 )
-from modelarts_exporter.app import POLL_NICENESS, build_registry
-from modelarts_exporter.server import ExporterApp, HttpServer
-from modelarts_exporter.serving import ServingProcess, apply, dumps, loads
-from modelarts_exporter.state import StateStore
+from modelarts_exporter.http.process import ServingProcess, apply, dumps, loads
+from modelarts_exporter.http.server import ExporterApp, HttpServer
+from modelarts_exporter.runtime.service import POLL_NICENESS, build_registry
+from modelarts_exporter.snapshot.store import StateStore
 
 MakeExporter = Callable[..., Exporter]
 

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from conftest import SECRET_KEY
-from modelarts_exporter.settings import ConfigError, Settings, load, parse_listen_address
-from modelarts_exporter.targets import resolve
+from modelarts_exporter.config.settings import ConfigError, Settings, load, parse_listen_address
+from modelarts_exporter.config.targets import resolve
 
 SECRET = SECRET_KEY
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from modelarts_exporter import signing
-from modelarts_exporter.auth import AkSkAuth, StaticTokenAuth
+from modelarts_exporter.cloud import signing
+from modelarts_exporter.cloud.auth import AkSkAuth, StaticTokenAuth
 
 VECTOR_HEADERS = {"Host": "service.endpoint.myhuaweicloud.com", "X-Sdk-Date": "20200608T023900Z"}
 

@@ -11,7 +11,7 @@ from huaweicloudsdkcore.signer.signer import Signer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelarts_exporter import signing
+from modelarts_exporter.cloud import signing
 
 
 @dataclass

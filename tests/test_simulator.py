@@ -14,7 +14,8 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from modelarts_exporter.signing import format_date, sign
+from modelarts_exporter.cloud.signing import format_date, sign
+from modelarts_exporter.cloud.statuses import KNOWN, Phase, status_of
 from modelarts_exporter.simulator import (
     ABSENT,
     FaultKind,
@@ -26,7 +27,6 @@ from modelarts_exporter.simulator import (
     Tenant,
 )
 from modelarts_exporter.simulator.faults import WrongShape
-from modelarts_exporter.statuses import KNOWN, Phase, status_of
 
 NOW_MS = 1_700_000_000_000
 PROJECT = "simproject"

@@ -29,11 +29,11 @@ from conftest import (
     assert_snapshot_matches_truth,
     truth,
 )
-from modelarts_exporter.aggregate import Snapshot
-from modelarts_exporter.client import RetryPolicy
-from modelarts_exporter.errors import Reason
+from modelarts_exporter.cloud.client import RetryPolicy
+from modelarts_exporter.cloud.errors import Reason
+from modelarts_exporter.listing.v1 import MAX_PASSES
 from modelarts_exporter.simulator import ABSENT, FaultKind, FaultRule, SimulatorServer
-from modelarts_exporter.v1 import MAX_PASSES
+from modelarts_exporter.snapshot.aggregate import Snapshot
 
 pytestmark = pytest.mark.anyio
 MakeExporter = Callable[..., Exporter]

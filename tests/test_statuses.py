@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from modelarts_exporter.statuses import KNOWN, TERMINAL_PHASES, Phase, status_of
+from modelarts_exporter.cloud.statuses import KNOWN, TERMINAL_PHASES, Phase, status_of
 
 
 def test_status_names_are_lowercase_without_prefix() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from modelarts_exporter.aggregate import PoolUsage, Snapshot
-from modelarts_exporter.state import TargetState
-from modelarts_exporter.statuses import Phase
-from modelarts_exporter.statuspage import render_status_page
+from modelarts_exporter.cloud.statuses import Phase
+from modelarts_exporter.expose.statuspage import render_status_page
+from modelarts_exporter.snapshot.aggregate import PoolUsage, Snapshot
+from modelarts_exporter.snapshot.store import TargetState
 
 
 def _snapshot(running: PoolUsage, pending: PoolUsage) -> Snapshot:

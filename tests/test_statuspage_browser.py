@@ -18,10 +18,10 @@ import pytest
 from conftest import TOKEN, Exporter, SimFactory, truth
 from deploy_helpers import REPO, tool
 from modelarts_exporter import __version__
-from modelarts_exporter.app import build_registry
-from modelarts_exporter.server import ExporterApp, HttpServer
+from modelarts_exporter.cloud.statuses import Phase
+from modelarts_exporter.http.server import ExporterApp, HttpServer
+from modelarts_exporter.runtime.service import build_registry
 from modelarts_exporter.simulator import FaultKind, FaultRule
-from modelarts_exporter.statuses import Phase
 
 pytestmark = pytest.mark.anyio
 

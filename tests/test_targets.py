@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from modelarts_exporter.settings import ConfigError, Settings
-from modelarts_exporter.targets import resolve, shard_of
+from modelarts_exporter.config.settings import ConfigError, Settings
+from modelarts_exporter.config.targets import resolve, shard_of
 
 SK = "sk-from-file-0e9d"
 PASSWORD = "clouds-yaml-password-77"

@@ -11,10 +11,10 @@ import anyio
 import pytest
 
 from conftest import Exporter, SimFactory, assert_matches_truth, make_version, select, truth
-from modelarts_exporter.errors import PollError, Reason
-from modelarts_exporter.models import Page, Version
+from modelarts_exporter.cloud.errors import PollError, Reason
+from modelarts_exporter.cloud.models import Page, Version
+from modelarts_exporter.listing.v1 import ListingOptions, V1Source
 from modelarts_exporter.simulator import FaultKind, FaultRule
-from modelarts_exporter.v1 import ListingOptions, V1Source
 
 pytestmark = pytest.mark.anyio
 MakeExporter = Callable[..., Exporter]

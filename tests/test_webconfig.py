@@ -33,12 +33,12 @@ from conftest import (
     wait_for,
     write_config,
 )
-from modelarts_exporter.app import build_registry
-from modelarts_exporter.server import ExporterApp, HttpServer
-from modelarts_exporter.settings import ConfigError, load
-from modelarts_exporter.state import StateStore, TargetState
-from modelarts_exporter.webconfig import BasicAuth, WebConfig, WebConfigError, Wsgi, protect
-from modelarts_exporter.webconfig import load as load_web_config
+from modelarts_exporter.config.settings import ConfigError, load
+from modelarts_exporter.http.server import ExporterApp, HttpServer
+from modelarts_exporter.http.webconfig import BasicAuth, WebConfig, WebConfigError, Wsgi, protect
+from modelarts_exporter.http.webconfig import load as load_web_config
+from modelarts_exporter.runtime.service import build_registry
+from modelarts_exporter.snapshot.store import StateStore, TargetState
 
 USER = "prometheus"
 PASSWORD = BASIC_AUTH_PASSWORD

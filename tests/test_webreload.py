@@ -30,12 +30,12 @@ from conftest import (
     select,
     sim_env,
 )
-from modelarts_exporter import webreload
-from modelarts_exporter.app import build_registry
-from modelarts_exporter.server import ExporterApp, HttpServer
-from modelarts_exporter.state import StateStore
-from modelarts_exporter.webconfig import Guard, WebConfigError, load, protect
-from modelarts_exporter.webreload import LiveWebConfig
+from modelarts_exporter.http import reload as webreload
+from modelarts_exporter.http.reload import LiveWebConfig
+from modelarts_exporter.http.server import ExporterApp, HttpServer
+from modelarts_exporter.http.webconfig import Guard, WebConfigError, load, protect
+from modelarts_exporter.runtime.service import build_registry
+from modelarts_exporter.snapshot.store import StateStore
 
 USER = "prometheus"
 OTHER = "grafana"

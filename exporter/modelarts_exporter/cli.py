@@ -20,17 +20,17 @@ from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from modelarts_exporter import __version__, logs
-from modelarts_exporter.app import (
+from modelarts_exporter.config.settings import ConfigError, Settings, TargetSettings, load, parse
+from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.http.healthcheck import HealthcheckSettings, UnhealthyError, check
+from modelarts_exporter.runtime.service import (
     POLL_NICENESS,
     Exporter,
     build_registry,
     build_target,
     freeze_startup_objects,
 )
-from modelarts_exporter.healthcheck import HealthcheckSettings, UnhealthyError, check
-from modelarts_exporter.settings import ConfigError, Settings, TargetSettings, load, parse
-from modelarts_exporter.state import StateStore
-from modelarts_exporter.targets import resolve
+from modelarts_exporter.snapshot.store import StateStore
 
 if TYPE_CHECKING:
     from modelarts_exporter.simulator.server import SimulatorServer

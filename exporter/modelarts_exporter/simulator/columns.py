@@ -13,7 +13,7 @@ from array import array
 from bisect import bisect_left
 from typing import Final, TypeVar
 
-from modelarts_exporter.statuses import Phase, status_of
+from modelarts_exporter.cloud.statuses import Phase, status_of
 
 from . import catalog
 

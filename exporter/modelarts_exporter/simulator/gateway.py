@@ -3,7 +3,7 @@
 Answers like the Huawei Cloud / Open Telekom Cloud gateway: 401 ``APIG.0301`` for a missing or
 unknown token, 401 ``APIG.0303`` for anything wrong with a signed request (unknown AK, bad
 signature, missing/stale ``X-Sdk-Date``, wrong or unsigned ``X-Security-Token``). The signature is
-recomputed with :func:`modelarts_exporter.signing.verify`, the code the client signs with: round
+recomputed with ``signing.verify``, the code the client signs with: round
 trips through this gateway prove the client's wiring (headers, path, query), while the algorithm
 itself is pinned by the vendor's test vectors in the signing tests. Credentials can be replaced
 at runtime (token rotation, revocation).
@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from modelarts_exporter.signing import DATE_HEADER, parse_authorization, parse_date, verify
+from modelarts_exporter.cloud.signing import DATE_HEADER, parse_authorization, parse_date, verify
 
 # Header names, not secrets.
 _TOKEN_HEADER = "x-auth-token"  # noqa: S105

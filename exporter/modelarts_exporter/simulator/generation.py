@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from itertools import accumulate
 from typing import Final
 
-from modelarts_exporter.statuses import Phase
+from modelarts_exporter.cloud.statuses import Phase
 
 from . import catalog
 from .columns import (

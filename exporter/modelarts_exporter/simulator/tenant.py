@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Final, Literal
 
-from modelarts_exporter.statuses import Phase, status_of
+from modelarts_exporter.cloud.statuses import Phase, status_of
 
 from . import catalog, generation
 from .columns import (

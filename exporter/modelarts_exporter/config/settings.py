@@ -24,9 +24,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from modelarts_exporter import webconfig
-from modelarts_exporter.endpoints import PRESETS, Cloud, Endpoints, preset
-from modelarts_exporter.v1 import ListingOptions, Pagination
+from modelarts_exporter.config.endpoints import PRESETS, Cloud, Endpoints, preset
+from modelarts_exporter.http import webconfig
+from modelarts_exporter.listing.v1 import ListingOptions, Pagination
 
 ENV_PREFIX = "MODELARTS_EXPORTER_"
 DEFAULT_PORT = 9878

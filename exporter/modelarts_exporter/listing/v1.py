@@ -7,7 +7,7 @@ What the API leaves open, and how this module copes:
   records the first page did not have. Anything else (a listing that moved between the two
   requests) leaves the question open and that poll falls back to one ``limit=0`` request.
 - A listing can move while it is read (jobs created or deleted mid-poll). Pages go to a
-  :class:`~modelarts_exporter.source.ListingSink` as they arrive, which counts each
+  :class:`~modelarts_exporter.listing.source.ListingSink` as they arrive, which counts each
   ``version_id`` once (the first copy wins); pages beyond the first answer's ``total_count`` are
   fetched while the API reports more, and a pass that still disagrees with the final
   ``total_count`` is repeated (at most ``MAX_PASSES`` times) — so nothing is double-counted and
@@ -28,10 +28,10 @@ from urllib.parse import quote
 
 import anyio
 
-from modelarts_exporter.client import ApiClient
-from modelarts_exporter.errors import PollError, Reason
-from modelarts_exporter.models import Page
-from modelarts_exporter.source import ListingSink
+from modelarts_exporter.cloud.client import ApiClient
+from modelarts_exporter.cloud.errors import PollError, Reason
+from modelarts_exporter.cloud.models import Page
+from modelarts_exporter.listing.source import ListingSink
 
 log = logging.getLogger(__name__)
 

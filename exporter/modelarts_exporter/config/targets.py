@@ -2,7 +2,7 @@
 target of a YAML config file — merged with the credentials users already have, and filtered to
 this replica's shard.
 
-Layers, lowest first: ambient credentials (:mod:`modelarts_exporter.ambient`), the top-level
+Layers, lowest first: ambient credentials (:mod:`.credentials`), the top-level
 settings (flags and ``MODELARTS_EXPORTER_*``), the file's ``defaults``, the shared
 ``credentials`` entry a target names, and the target itself. Options override key by key;
 credentials are taken whole from the highest layer that has any, so an AK from one layer never
@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelarts_exporter.ambient import CREDENTIAL_FIELDS, Ambient, AmbientError, discover
-from modelarts_exporter.settings import ConfigError, Settings, TargetOptions, TargetSettings
+from modelarts_exporter.config.credentials import CREDENTIAL_FIELDS, Ambient, AmbientError, discover
+from modelarts_exporter.config.settings import ConfigError, Settings, TargetOptions, TargetSettings
 
 SECRET_FILE_FIELDS = ("auth_token_file", "secret_key_file", "security_token_file", "password_file")
 _CREDENTIAL_KEYS = frozenset(CREDENTIAL_FIELDS) | frozenset(SECRET_FILE_FIELDS)

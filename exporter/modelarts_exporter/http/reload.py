@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelarts_exporter.webconfig import Guard, WebConfig, WebConfigError, load
+from modelarts_exporter.http.webconfig import Guard, WebConfig, WebConfigError, load
 
 log = logging.getLogger(__name__)
 

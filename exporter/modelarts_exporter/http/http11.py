@@ -1,5 +1,5 @@
 """One HTTP/1.1 connection of the exporter's server: requests parsed by h11, answered by a WSGI
-application, on the server's event loop (:class:`~modelarts_exporter.server.HttpServer` runs it).
+application, on the server's event loop (:class:`~.server.HttpServer` runs it).
 
 h11 parses what clients send, the hostile direction. Answers are written here: the application's
 whole answer is in memory, so one framing serves them all (``Content-Length`` of the body), and

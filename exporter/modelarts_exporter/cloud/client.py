@@ -1,7 +1,7 @@
 """One HTTP call to the ModelArts API, classified and retried.
 
-``ApiClient.get_page`` returns a parsed :class:`~modelarts_exporter.models.Page` or raises
-:class:`~modelarts_exporter.errors.PollError` with the reason category. Transient reasons
+``ApiClient.get_page`` returns a parsed :class:`~modelarts_exporter.cloud.models.Page` or raises
+:class:`~modelarts_exporter.cloud.errors.PollError` with the reason category. Transient reasons
 (throttling, time-outs, connection faults, 5xx) are retried with exponential backoff and full
 jitter, honouring ``Retry-After``; nothing else is, because a bad request or a bad credential does
 not get better by asking again. Every request is bounded twice: per read by the httpx timeout and
@@ -33,8 +33,8 @@ from urllib.parse import urlencode
 import anyio
 import httpx
 
-from modelarts_exporter.errors import PollError, Reason
-from modelarts_exporter.models import Page, one_line, parse_error_body, parse_page
+from modelarts_exporter.cloud.errors import PollError, Reason
+from modelarts_exporter.cloud.models import Page, one_line, parse_error_body, parse_page
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import httpx
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 
-from modelarts_exporter import webconfig
-from modelarts_exporter.settings import DEFAULT_PORT, SETTINGS_CONFIG, parse_listen_address
+from modelarts_exporter.config.settings import DEFAULT_PORT, SETTINGS_CONFIG, parse_listen_address
+from modelarts_exporter.http import webconfig
 
 TIMEOUT_SECONDS = 4.0
 """Per step (connecting, reading). Under the image's ``HEALTHCHECK --timeout=5s``, so that a hung

@@ -12,7 +12,7 @@ scrape settings work here as for node_exporter.
 - ``http_server_config.headers``: security headers added to every answer.
 
 The file is checked at start-up: a problem stops the exporter with one line naming it. While
-serving, :mod:`~modelarts_exporter.webreload` picks up changes to it and to the files it names. A
+serving, :mod:`~modelarts_exporter.http.reload` picks up changes to it and to the files it names. A
 setting of the format that this exporter cannot honour (cipher suite and curve lists,
 client SAN allow-lists, inline server certificates, client-certificate modes that request a
 certificate without verifying it, rate limits) is refused rather than silently ignored.

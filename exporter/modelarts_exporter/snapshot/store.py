@@ -3,7 +3,7 @@
 The poller publishes a new state after every poll (successful or not); scrapes and the status page
 read :meth:`StateStore.current` and never wait for a poll. ``generation`` changes with every
 publish, so whoever renders from the states can cache by it. A watcher (the feed of the HTTP
-server's process, :mod:`~modelarts_exporter.serving`) hears of every change in the order made.
+server's process, :mod:`~modelarts_exporter.http.process`) hears of every change in the order made.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from modelarts_exporter.aggregate import Histogram, Snapshot
-from modelarts_exporter.errors import Reason
+from modelarts_exporter.cloud.errors import Reason
+from modelarts_exporter.snapshot.aggregate import Histogram, Snapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 
-from modelarts_exporter.state import TargetState
-from modelarts_exporter.statuses import Phase
+from modelarts_exporter.cloud.statuses import Phase
+from modelarts_exporter.snapshot.store import TargetState
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}

@@ -15,7 +15,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
-from modelarts_exporter.errors import PollError, Reason
+from modelarts_exporter.cloud.errors import PollError, Reason
 
 # Generous bounds that still keep every value a float can carry exactly, so a hostile answer
 # cannot turn into an overflowing or nonsensical metric. A missing optional field becomes None.

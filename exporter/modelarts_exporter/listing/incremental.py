@@ -2,7 +2,7 @@
 
 Between two polls a tenant changes in three ways: versions are created, active versions change
 status, and (rarely) versions are deleted. An incremental poll starts from the
-:class:`~modelarts_exporter.inventory.Listed` of the last poll and, per workspace:
+:class:`~modelarts_exporter.listing.inventory.Listed` of the last poll and, per workspace:
 
 1. lists each status that a held active version had, with the ``status`` filter — the fresh
    records of versions still active, and any new version already in one of those statuses;
@@ -35,7 +35,8 @@ from typing import TypeVar
 
 import anyio
 
-from modelarts_exporter.inventory import (
+from modelarts_exporter.cloud.models import Page, Version
+from modelarts_exporter.listing.inventory import (
     FINISHED,
     TERMINAL_CODES,
     Inventory,
@@ -44,8 +45,7 @@ from modelarts_exporter.inventory import (
     gauge_key,
     transition,
 )
-from modelarts_exporter.models import Page, Version
-from modelarts_exporter.v1 import V1Source
+from modelarts_exporter.listing.v1 import V1Source
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """One poll of one target: list, aggregate, publish — the one place poll errors are handled.
 
-With an :class:`~modelarts_exporter.incremental.IncrementalLister`, polls between full listings
+With an :class:`~.incremental.IncrementalLister`, polls between full listings
 (one every ``full_listing_every``) read only what can have changed, falling back to a full
 listing whenever the incremental one cannot vouch for its result.
 
@@ -21,14 +21,14 @@ from types import MappingProxyType
 
 import anyio
 
-from modelarts_exporter.aggregate import HistogramBuilder, Ledger
-from modelarts_exporter.errors import PollError, Reason
-from modelarts_exporter.incremental import IncrementalLister
-from modelarts_exporter.inventory import Listed, Observations
+from modelarts_exporter.cloud.errors import PollError, Reason
+from modelarts_exporter.expose.metrics import POLL_DURATION_BUCKETS
+from modelarts_exporter.listing.incremental import IncrementalLister
+from modelarts_exporter.listing.inventory import Listed, Observations
+from modelarts_exporter.listing.source import JobSource
 from modelarts_exporter.logs import scrub
-from modelarts_exporter.metrics import POLL_DURATION_BUCKETS
-from modelarts_exporter.source import JobSource
-from modelarts_exporter.state import StateStore, TargetState
+from modelarts_exporter.snapshot.aggregate import HistogramBuilder, Ledger
+from modelarts_exporter.snapshot.store import StateStore, TargetState
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ from wsgiref.types import WSGIApplication
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from modelarts_exporter import http11
-from modelarts_exporter.state import StateStore, TargetState
-from modelarts_exporter.statuspage import render_status_page
-from modelarts_exporter.webconfig import HANDSHAKE_TIMEOUT_SECONDS
-from modelarts_exporter.webreload import ReloadStatus
+from modelarts_exporter.expose.statuspage import render_status_page
+from modelarts_exporter.http import http11
+from modelarts_exporter.http.reload import ReloadStatus
+from modelarts_exporter.http.webconfig import HANDSHAKE_TIMEOUT_SECONDS
+from modelarts_exporter.snapshot.store import StateStore, TargetState
 
 log = logging.getLogger(__name__)
 
@@ -195,17 +195,17 @@ runs one at a time anyway."""
 @runtime_checkable
 class MayBlock(Protocol):
     """A WSGI application that tells which requests it may take long to answer (see
-    :class:`~modelarts_exporter.webconfig.Protected`): those are answered from worker threads,
+    :class:`~modelarts_exporter.http.webconfig.Protected`): those are answered from worker threads,
     every other one on the event loop, without handing it over between threads."""
 
     def may_block(self, environ: Environ) -> bool: ...
 
 
 class HttpServer:
-    """Serves an :class:`ExporterApp` (or it behind :func:`~modelarts_exporter.webconfig.protect`)
+    """Serves an :class:`ExporterApp` (or it behind :func:`~.webconfig.protect`)
     from an event loop in a background thread, between :meth:`start` and :meth:`stop`; HTTPS when
     given a ``tls`` context, or a callable giving the context for each new connection (see
-    :mod:`~modelarts_exporter.webreload`). One thread for all connections: 32 threads, one per
+    :mod:`~modelarts_exporter.http.reload`). One thread for all connections: 32 threads, one per
     kept-alive scraper, spent their time taking the GIL from each other (docs/performance.md).
 
     Constructing it binds the socket (an address in use is an error here) but starts nothing, so

@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from modelarts_exporter.state import StateStore, TargetState
+from modelarts_exporter.snapshot.store import StateStore, TargetState
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ Two kinds of numbers come from a listing:
   finished or started before the exporter was running are remembered but not observed, so a
   restart does not replay history into the histograms as a false spike.
 
-What a listing leaves behind between polls is a :class:`~modelarts_exporter.inventory.Listed`
+What a listing leaves behind between polls is a :class:`~.inventory.Listed`
 (compact: gauge counts, the active versions, an inventory of ids and flags); the snapshot is
 computed from it, so a full listing and an incremental poll that arrive at the same ``Listed``
 publish the same numbers. Observe-once sums are kept in integer milliseconds, so they do not
@@ -25,7 +25,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TypeVar
 
-from modelarts_exporter.inventory import (
+from modelarts_exporter.cloud.models import Version
+from modelarts_exporter.cloud.statuses import ACTIVE_PHASES, KNOWN, Phase, Status, status_of
+from modelarts_exporter.listing.inventory import (
     PUBLIC_POOL,
     UNKNOWN_FLAVOR,
     Listed,
@@ -33,8 +35,6 @@ from modelarts_exporter.inventory import (
     Observations,
     run_ms,
 )
-from modelarts_exporter.models import Version
-from modelarts_exporter.statuses import ACTIVE_PHASES, KNOWN, Phase, Status, status_of
 
 DURATION_BUCKETS: tuple[float, ...] = (
     60, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800,

@@ -23,11 +23,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from modelarts_exporter import metrics as m
-from modelarts_exporter.aggregate import Histogram
-from modelarts_exporter.errors import Reason
-from modelarts_exporter.state import TargetState
-from modelarts_exporter.webreload import ReloadStatus
+from modelarts_exporter.cloud.errors import Reason
+from modelarts_exporter.expose import metrics as m
+from modelarts_exporter.http.reload import ReloadStatus
+from modelarts_exporter.snapshot.aggregate import Histogram
+from modelarts_exporter.snapshot.store import TargetState
 
 LISTING_KINDS = ("full", "incremental")
 
@@ -55,7 +55,7 @@ def _add(family: Metric, labels: list[str], value: float) -> None:
 
 
 class StateCollector(Collector):
-    """Yields every family of :mod:`modelarts_exporter.metrics` from the states at hand."""
+    """Yields every family of :mod:`modelarts_exporter.expose.metrics` from the states at hand."""
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 A source reads one API's listing page by page into a :class:`ListingSink`; aggregation and
 exposition never see requests or raw records, and no more than the pages in flight is ever held.
-The v1 listing is :mod:`modelarts_exporter.v1`; the v2 ``training-job-searches`` API slots in
+The v1 listing is :mod:`.v1`; the v2 ``training-job-searches`` API slots in
 beside it.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from modelarts_exporter.models import Version
+from modelarts_exporter.cloud.models import Version
 
 
 class ListingSink(Protocol):

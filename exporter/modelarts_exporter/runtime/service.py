@@ -23,19 +23,19 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry
 
 from modelarts_exporter import __version__, logs
-from modelarts_exporter.auth import AkSkAuth, IamPasswordAuth, StaticTokenAuth
-from modelarts_exporter.client import ApiClient, RetryPolicy
-from modelarts_exporter.collector import StateCollector
-from modelarts_exporter.incremental import IncrementalLister
-from modelarts_exporter.poller import TargetPoller
-from modelarts_exporter.server import ExporterApp, HttpServer
-from modelarts_exporter.serving import ServingProcess
-from modelarts_exporter.settings import ConfigError, Settings, TargetOptions, TargetSettings
-from modelarts_exporter.state import StateStore
-from modelarts_exporter.targets import resolve
-from modelarts_exporter.v1 import V1Source
-from modelarts_exporter.webconfig import WebConfig, WebConfigError, protect
-from modelarts_exporter.webreload import LiveWebConfig, ReloadStatus
+from modelarts_exporter.cloud.auth import AkSkAuth, IamPasswordAuth, StaticTokenAuth
+from modelarts_exporter.cloud.client import ApiClient, RetryPolicy
+from modelarts_exporter.config.settings import ConfigError, Settings, TargetOptions, TargetSettings
+from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.expose.collector import StateCollector
+from modelarts_exporter.http.process import ServingProcess
+from modelarts_exporter.http.reload import LiveWebConfig, ReloadStatus
+from modelarts_exporter.http.server import ExporterApp, HttpServer
+from modelarts_exporter.http.webconfig import WebConfig, WebConfigError, protect
+from modelarts_exporter.listing.incremental import IncrementalLister
+from modelarts_exporter.listing.v1 import V1Source
+from modelarts_exporter.runtime.poller import TargetPoller
+from modelarts_exporter.snapshot.store import StateStore
 
 log = logging.getLogger(__name__)
 USER_AGENT = f"modelarts-exporter/{__version__}"

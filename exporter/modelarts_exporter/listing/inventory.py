@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from itertools import compress, islice
 from operator import itemgetter, lt
 
-from modelarts_exporter.models import Version
-from modelarts_exporter.statuses import Phase, status_of
+from modelarts_exporter.cloud.models import Version
+from modelarts_exporter.cloud.statuses import Phase, status_of
 
 PUBLIC_POOL = "public"
 """``pool_id`` label of versions on the shared pool (the API omits their ``pool_id``)."""

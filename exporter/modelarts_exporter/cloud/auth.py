@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 import httpx
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
-from modelarts_exporter import signing
-from modelarts_exporter.errors import PollError, Reason
-from modelarts_exporter.models import one_line
+from modelarts_exporter.cloud import signing
+from modelarts_exporter.cloud.errors import PollError, Reason
+from modelarts_exporter.cloud.models import one_line
 
 Clock = Callable[[], datetime]
 

@@ -1,0 +1,3 @@
+"""Talking to the ModelArts API: the HTTP client, authentication and signing, errors, typed
+records.
+"""

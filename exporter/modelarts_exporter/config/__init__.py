@@ -1,0 +1,1 @@
+"""What the exporter is told: settings, targets, the credentials users already have, endpoints."""

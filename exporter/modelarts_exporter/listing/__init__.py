@@ -1,0 +1,3 @@
+"""Reading a project's training jobs: the source seam, one module per API generation, incremental
+polls.
+"""
