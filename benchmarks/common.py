@@ -11,7 +11,7 @@ import httpx
 
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.targets import resolve
-from modelarts_exporter.runtime.service import Target, build_target
+from modelarts_exporter.runtime.wiring import Target, build_target
 from modelarts_exporter.snapshot.store import StateStore
 
 from .simproc import SimProcess

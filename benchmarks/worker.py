@@ -25,15 +25,11 @@ import httpx
 
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.http.app import WebApp
 from modelarts_exporter.http.process import ServingProcess
-from modelarts_exporter.http.server import ExporterApp, HttpServer
-from modelarts_exporter.runtime.service import (
-    POLL_NICENESS,
-    Target,
-    build_registry,
-    build_target,
-    freeze_startup_objects,
-)
+from modelarts_exporter.http.server import HttpServer
+from modelarts_exporter.runtime.service import POLL_NICENESS, freeze_startup_objects
+from modelarts_exporter.runtime.wiring import Target, build_registry, build_target
 from modelarts_exporter.snapshot.store import StateStore
 
 PAGE = 1000
@@ -92,7 +88,7 @@ async def soak(url: str, project: str, polls: int) -> dict[str, list[float]]:
 async def serve(pairs: list[tuple[str, str]]) -> dict[str, int]:
     """As ``serve`` runs: the server in a process of its own, forked before any poll."""
     store = StateStore()
-    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="bench")
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="bench")
 
     def report_renders() -> None:  # in the server's process, after it stopped
         print(json.dumps({"renders": app.renders}), flush=True)

@@ -32,7 +32,7 @@ from modelarts_exporter.cloud.models import Version
 from modelarts_exporter.cloud.statuses import status_of
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.targets import resolve
-from modelarts_exporter.runtime.service import Target, build_registry, build_target
+from modelarts_exporter.runtime.wiring import Target, build_registry, build_target
 from modelarts_exporter.simulator import SimulatorServer, Tenant
 from modelarts_exporter.snapshot.aggregate import Snapshot
 from modelarts_exporter.snapshot.store import StateStore

@@ -28,7 +28,7 @@ from conftest import (
 )
 from modelarts_exporter.cloud import client as client_module
 from modelarts_exporter.config.settings import Settings
-from modelarts_exporter.runtime.service import Exporter as Runtime
+from modelarts_exporter.runtime.service import Service as Runtime
 from modelarts_exporter.simulator import FaultKind, FaultRule, SimulatorServer
 
 pytestmark = pytest.mark.anyio

@@ -23,7 +23,7 @@ from modelarts_exporter.cloud.errors import PollError, Reason
 from modelarts_exporter.cloud.models import Page
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.targets import resolve
-from modelarts_exporter.runtime.service import build_target
+from modelarts_exporter.runtime.wiring import build_target
 from modelarts_exporter.simulator import FaultKind, FaultRule
 from modelarts_exporter.snapshot.store import StateStore
 

@@ -28,7 +28,8 @@ from deploy_helpers import (
     run,
     tool,
 )
-from modelarts_exporter.config.settings import ENV_PREFIX, SECRET_FIELDS, Settings, load
+from modelarts_exporter.config.load import load
+from modelarts_exporter.config.settings import ENV_PREFIX, SECRET_FIELDS, Settings
 from modelarts_exporter.config.targets import resolve
 from modelarts_exporter.http.webconfig import load as load_web_config
 

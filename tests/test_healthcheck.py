@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port, write_config
-from modelarts_exporter.config.settings import ConfigError, Settings, load
+from modelarts_exporter.config.errors import ConfigError
+from modelarts_exporter.config.load import load
+from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.http.healthcheck import HealthcheckSettings, UnhealthyError, check, loopback
 
 

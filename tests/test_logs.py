@@ -31,7 +31,9 @@ from conftest import (
 )
 from modelarts_exporter import logs
 from modelarts_exporter.cloud.auth import AkSkAuth, StaticTokenAuth
-from modelarts_exporter.config.settings import ConfigError, Settings, load
+from modelarts_exporter.config.errors import ConfigError
+from modelarts_exporter.config.load import load
+from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.targets import resolve
 from modelarts_exporter.expose.statuspage import render_status_page
 from modelarts_exporter.simulator import FaultKind, FaultRule

@@ -23,25 +23,24 @@ from prometheus_client import CollectorRegistry
 from conftest import Clock, Exporter, SimFactory
 from modelarts_exporter import __version__
 from modelarts_exporter.http import http11
-from modelarts_exporter.http.server import ExporterApp, HttpServer
-from modelarts_exporter.runtime.service import build_registry
+from modelarts_exporter.http.app import WebApp
+from modelarts_exporter.http.server import HttpServer
+from modelarts_exporter.runtime.wiring import build_registry
 from modelarts_exporter.simulator import FaultKind, FaultRule
 from modelarts_exporter.snapshot.store import StateStore, TargetState
 
 MakeExporter = Callable[..., Exporter]
 
 
-Serve = Callable[[StateStore, CollectorRegistry, "Clock"], tuple[ExporterApp, str]]
+Serve = Callable[[StateStore, CollectorRegistry, "Clock"], tuple[WebApp, str]]
 
 
 @pytest.fixture
 def serve() -> Iterator[Serve]:
     servers: list[HttpServer] = []
 
-    def start(
-        store: StateStore, registry: CollectorRegistry, clock: Clock
-    ) -> tuple[ExporterApp, str]:
-        app = ExporterApp(store, registry, ready_intervals=3, version="9.9.9", clock=clock)
+    def start(store: StateStore, registry: CollectorRegistry, clock: Clock) -> tuple[WebApp, str]:
+        app = WebApp(store, registry, ready_intervals=3, version="9.9.9", clock=clock)
         server = HttpServer(app, "127.0.0.1", 0)
         server.start()
         servers.append(server)
@@ -188,7 +187,7 @@ class _SlowReadStore(StateStore):
 def test_scrapes_racing_with_polls_render_at_most_once_per_generation() -> None:
     store = _SlowReadStore()
     store.publish(TargetState(target="t", project_id="p"))
-    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="9.9.9")
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9.9.9")
     server = HttpServer(app, "127.0.0.1", 0)
     server.start()
     stop = threading.Event()
@@ -240,7 +239,7 @@ def serve_wsgi() -> Iterator[ServeWsgi]:
 def exporter_port(serve_wsgi: ServeWsgi) -> int:
     store = StateStore()
     store.publish(TargetState(target="t", project_id="p"))
-    return serve_wsgi(ExporterApp(store, build_registry(store), ready_intervals=3, version="9"))
+    return serve_wsgi(WebApp(store, build_registry(store), ready_intervals=3, version="9"))
 
 
 def _request(path: str, method: str = "GET", extra: str = "") -> bytes:
@@ -280,7 +279,7 @@ def _quiet(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_construction_binds_the_port_and_start_serves_from_one_new_thread() -> None:
     store = StateStore()
-    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="9")
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9")
     threads = threading.active_count()
     server = HttpServer(app, "127.0.0.1", 0)
     try:
@@ -301,7 +300,7 @@ def test_construction_binds_the_port_and_start_serves_from_one_new_thread() -> N
 
 def test_close_releases_the_port_of_a_server_never_started() -> None:
     store = StateStore()
-    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="9")
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9")
     server = HttpServer(app, "127.0.0.1", 0)
     server.close()
     again = HttpServer(app, "127.0.0.1", server.port)  # the port is free again
@@ -550,7 +549,7 @@ def test_ipv6_hosts_are_served() -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6")
     store = StateStore()
-    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="9")
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9")
     try:
         server = HttpServer(app, "::1", 0)
     except OSError as error:
@@ -564,7 +563,7 @@ def test_ipv6_hosts_are_served() -> None:
 
 def test_starting_a_closed_server_raises() -> None:
     store = StateStore()
-    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="9")
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9")
     server = HttpServer(app, "127.0.0.1", 0)
     server.close()
     with pytest.raises(OSError):
@@ -596,7 +595,7 @@ class _RecordingWriter:
 async def test_each_answer_leaves_in_one_write_headers_and_body_together() -> None:
     """With Nagle off, two writes would be two packets, and a client's delayed ACK in between."""
     store = StateStore()
-    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="9")
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9")
     reader = asyncio.StreamReader()
     reader.feed_data(_request("/metrics") + _request("/healthz") + _request("/metrics", "HEAD"))
     reader.feed_eof()

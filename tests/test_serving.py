@@ -23,9 +23,11 @@ from conftest import (
     sim_env,
     wait_for,
 )
+from modelarts_exporter.http.app import WebApp
 from modelarts_exporter.http.process import ServingProcess, apply, dumps, loads
-from modelarts_exporter.http.server import ExporterApp, HttpServer
-from modelarts_exporter.runtime.service import POLL_NICENESS, build_registry
+from modelarts_exporter.http.server import HttpServer
+from modelarts_exporter.runtime.service import POLL_NICENESS
+from modelarts_exporter.runtime.wiring import build_registry
 from modelarts_exporter.snapshot.store import StateStore
 
 MakeExporter = Callable[..., Exporter]
@@ -51,10 +53,10 @@ def _gone(pid: int, timeout: float = 10) -> bool:
 
 
 @pytest.fixture
-def serving() -> Iterator[Callable[[StateStore, ExporterApp], ServingProcess]]:
+def serving() -> Iterator[Callable[[StateStore, WebApp], ServingProcess]]:
     started: list[ServingProcess] = []
 
-    def start(store: StateStore, app: ExporterApp) -> ServingProcess:
+    def start(store: StateStore, app: WebApp) -> ServingProcess:
         process = ServingProcess(HttpServer(app, "127.0.0.1", 0), store)
         process.start()
         started.append(process)
@@ -85,12 +87,12 @@ async def test_states_cross_to_the_server_process_whole(
 async def test_scrapes_are_served_by_another_process_that_follows_every_publish(
     simulator: SimFactory,
     exporter_for: MakeExporter,
-    serving: Callable[[StateStore, ExporterApp], ServingProcess],
+    serving: Callable[[StateStore, WebApp], ServingProcess],
 ) -> None:
     sim = simulator(size=400)
     exporter = exporter_for(sim)
     store = exporter.store
-    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="t")
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="t")
     process = serving(store, app)
     assert process.pid is not None and process.pid != os.getpid()
     assert process.pid in _children(os.getpid())

@@ -7,7 +7,10 @@ import os
 import pytest
 
 from conftest import SECRET_KEY
-from modelarts_exporter.config.settings import ConfigError, Settings, load, parse_listen_address
+from modelarts_exporter.config.addresses import parse_listen_address
+from modelarts_exporter.config.errors import ConfigError
+from modelarts_exporter.config.load import load
+from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.targets import resolve
 
 SECRET = SECRET_KEY

@@ -19,8 +19,9 @@ from conftest import TOKEN, Exporter, SimFactory, truth
 from deploy_helpers import REPO, tool
 from modelarts_exporter import __version__
 from modelarts_exporter.cloud.statuses import Phase
-from modelarts_exporter.http.server import ExporterApp, HttpServer
-from modelarts_exporter.runtime.service import build_registry
+from modelarts_exporter.http.app import WebApp
+from modelarts_exporter.http.server import HttpServer
+from modelarts_exporter.runtime.wiring import build_registry
 from modelarts_exporter.simulator import FaultKind, FaultRule
 
 pytestmark = pytest.mark.anyio
@@ -110,7 +111,7 @@ def serve() -> Iterator[Callable[[Exporter], str]]:
     servers: list[HttpServer] = []
 
     def start(exporter: Exporter) -> str:
-        app = ExporterApp(
+        app = WebApp(
             exporter.store, build_registry(exporter.store), ready_intervals=3, version=__version__
         )
         server = HttpServer(app, "127.0.0.1", 0)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from modelarts_exporter.config.settings import ConfigError, Settings
+from modelarts_exporter.config.errors import ConfigError
+from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.targets import resolve, shard_of
 
 SK = "sk-from-file-0e9d"

@@ -33,11 +33,15 @@ from conftest import (
     wait_for,
     write_config,
 )
-from modelarts_exporter.config.settings import ConfigError, load
-from modelarts_exporter.http.server import ExporterApp, HttpServer
-from modelarts_exporter.http.webconfig import BasicAuth, WebConfig, WebConfigError, Wsgi, protect
+from modelarts_exporter.config.errors import ConfigError
+from modelarts_exporter.config.load import load
+from modelarts_exporter.http.app import WebApp
+from modelarts_exporter.http.basicauth import BasicAuth
+from modelarts_exporter.http.guard import Wsgi, protect
+from modelarts_exporter.http.server import HttpServer
+from modelarts_exporter.http.webconfig import WebConfig, WebConfigError
 from modelarts_exporter.http.webconfig import load as load_web_config
-from modelarts_exporter.runtime.service import build_registry
+from modelarts_exporter.runtime.wiring import build_registry, open_web_config
 from modelarts_exporter.snapshot.store import StateStore, TargetState
 
 USER = "prometheus"
@@ -128,14 +132,14 @@ def test_yaml_errors_and_missing_files_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(WebConfigError, match=r"not valid YAML at line \d+") as caught:
         load_web_config(tmp_path / "broken.yml")
     assert "\n" not in str(caught.value)
-    with pytest.raises(WebConfigError, match=r"cannot read .*: No such file or directory"):
+    with pytest.raises(WebConfigError, match=r": cannot read \(No such file or directory"):
         load_web_config(tmp_path / "absent.yml")
 
 
 def test_the_setting_checks_the_file_at_start_up(pki: Pki) -> None:
     path = write_config(pki.directory, {"basic_auth_users": {USER: "x"}})
     with pytest.raises(ConfigError) as caught:
-        load(["--web-config-file", str(path)])
+        open_web_config(load(["--web-config-file", str(path)]))
     (line,) = str(caught.value).splitlines()
     assert line.startswith("MODELARTS_EXPORTER_WEB_CONFIG_FILE: ")
     assert "is not a bcrypt hash" in line
@@ -197,7 +201,7 @@ def serve_protected(pki: Pki) -> Iterator[Serve]:
     def start(document: dict[str, object]) -> str:
         config = load_web_config(write_config(pki.directory, document))
         store = StateStore()
-        app = ExporterApp(store, build_registry(store), ready_intervals=3, version="9.9.9")
+        app = WebApp(store, build_registry(store), ready_intervals=3, version="9.9.9")
         server = HttpServer(protect(app, config), "127.0.0.1", 0, tls=config.tls)
         server.start()
         servers.append(server)
@@ -266,7 +270,7 @@ def test_readyz_without_a_password_names_no_target(tmp_path: Path) -> None:
     store = StateStore()
     store.publish(TargetState(target="team-secret", project_id="0123abcd"))
     registry = build_registry(store)
-    app = ExporterApp(store, registry, ready_intervals=3, version="9.9.9", clock=lambda: 1000.0)
+    app = WebApp(store, registry, ready_intervals=3, version="9.9.9", clock=lambda: 1000.0)
     protected = protect(
         app, load_web_config(write_config(tmp_path, {"basic_auth_users": {USER: HASH}}))
     )
@@ -288,7 +292,7 @@ def test_readyz_without_a_password_names_no_target(tmp_path: Path) -> None:
 
 def test_only_a_request_that_would_run_bcrypt_may_block(tmp_path: Path) -> None:
     store = StateStore()
-    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="9.9.9")
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9.9.9")
     config = load_web_config(write_config(tmp_path, {"basic_auth_users": {USER: HASH}}))
     protected = protect(app, config)
 

@@ -31,10 +31,12 @@ from conftest import (
     sim_env,
 )
 from modelarts_exporter.http import reload as webreload
+from modelarts_exporter.http.app import WebApp
+from modelarts_exporter.http.guard import Guard, protect
 from modelarts_exporter.http.reload import LiveWebConfig
-from modelarts_exporter.http.server import ExporterApp, HttpServer
-from modelarts_exporter.http.webconfig import Guard, WebConfigError, load, protect
-from modelarts_exporter.runtime.service import build_registry
+from modelarts_exporter.http.server import HttpServer
+from modelarts_exporter.http.webconfig import WebConfigError, load
+from modelarts_exporter.runtime.wiring import build_registry
 from modelarts_exporter.snapshot.store import StateStore
 
 USER = "prometheus"
@@ -143,7 +145,7 @@ def serve() -> Iterator[Serve]:
         clock = Clock()
         live = LiveWebConfig(path, interval=1.0, clock=clock, wall=clock)
         store = StateStore()
-        app = ExporterApp(
+        app = WebApp(
             store,
             build_registry(store, web_config=live.status),
             ready_intervals=3,

@@ -20,16 +20,14 @@ from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from modelarts_exporter import __version__, logs
-from modelarts_exporter.config.settings import ConfigError, Settings, TargetSettings, load, parse
+from modelarts_exporter.config.addresses import parse_listen_address
+from modelarts_exporter.config.errors import ConfigError
+from modelarts_exporter.config.load import load, parse
+from modelarts_exporter.config.settings import Settings, TargetSettings
 from modelarts_exporter.config.targets import resolve
 from modelarts_exporter.http.healthcheck import HealthcheckSettings, UnhealthyError, check
-from modelarts_exporter.runtime.service import (
-    POLL_NICENESS,
-    Exporter,
-    build_registry,
-    build_target,
-    freeze_startup_objects,
-)
+from modelarts_exporter.runtime.service import POLL_NICENESS, Service, freeze_startup_objects
+from modelarts_exporter.runtime.wiring import build_registry, build_target, open_web_config
 from modelarts_exporter.snapshot.store import StateStore
 
 if TYPE_CHECKING:
@@ -66,7 +64,7 @@ def _settings(args: list[str]) -> tuple[Settings, list[TargetSettings]]:
 def _serve(args: list[str]) -> int:
     settings, _ = _settings(args)
     freeze_startup_objects()
-    exporter = Exporter(settings, niceness=POLL_NICENESS)
+    exporter = Service(settings, niceness=POLL_NICENESS)
     return asyncio.run(exporter.run())
 
 
@@ -102,6 +100,7 @@ def _once(args: list[str]) -> int:
 def _check_config(args: list[str]) -> int:
     settings = load(args)
     targets = resolve(settings)
+    open_web_config(settings)
     width = max(len(name) for name, _ in settings.effective())
     for name, value in settings.effective():
         print(f"{name:<{width}}  {value}")
@@ -188,8 +187,11 @@ def _simulate(args: list[str]) -> int:
     parser.add_argument("--token", default=None, help="require this X-Auth-Token")
     options = parser.parse_args(args)
     logs.configure()
-    host, _, port = options.listen_address.rpartition(":")
-    server = _start_simulator(options, host, int(port), options.token)
+    try:
+        host, port = parse_listen_address(options.listen_address)
+    except ValueError as error:
+        parser.error(f"--listen-address: {error}")
+    server = _start_simulator(options, host, port, options.token)
     log.info("simulator listening url=%s project_id=%s", server.url, options.project_id)
     try:
         asyncio.run(_wait_for_signal())
@@ -233,7 +235,7 @@ def _demo(args: list[str]) -> int:
             options.size,
             options.speed,
         )
-        status = asyncio.run(Exporter(settings).run())
+        status = asyncio.run(Service(settings).run())
     finally:
         simulator.stop()
     return status

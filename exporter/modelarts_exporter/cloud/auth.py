@@ -19,7 +19,7 @@ from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from modelarts_exporter.cloud import signing
 from modelarts_exporter.cloud.errors import PollError, Reason
-from modelarts_exporter.cloud.models import one_line
+from modelarts_exporter.text import one_line
 
 Clock = Callable[[], datetime]
 

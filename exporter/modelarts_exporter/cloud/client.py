@@ -34,7 +34,8 @@ import anyio
 import httpx
 
 from modelarts_exporter.cloud.errors import PollError, Reason
-from modelarts_exporter.cloud.models import Page, one_line, parse_error_body, parse_page
+from modelarts_exporter.cloud.models import Page, parse_error_body, parse_page
+from modelarts_exporter.text import one_line
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from modelarts_exporter.cloud.errors import PollError, Reason
+from modelarts_exporter.text import dotted, one_line, validation_lines
 
 # Generous bounds that still keep every value a float can carry exactly, so a hostile answer
 # cannot turn into an overflowing or nonsensical metric. A missing optional field becomes None.
@@ -79,19 +80,11 @@ class ErrorBody:
 
 _PAGE = TypeAdapter(Page)
 _ERROR = TypeAdapter(ErrorBody)
-_MAX_MESSAGE = 200
-
-
-def one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
-    """Server-provided text made safe for a log line: one line, bounded length."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _describe(error: ValidationError) -> str:
-    first = error.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    return f"{where}: {first['msg']}"
+    """The first problem only: a broken page usually breaks many records the same way."""
+    return validation_lines(error, lambda location: dotted(location) or "body")[0]
 
 
 def parse_error_body(body: bytes) -> ErrorBody | None:

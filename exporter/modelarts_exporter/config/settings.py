@@ -7,10 +7,9 @@ secret's value (:func:`describe_errors`).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal, Self, TypeVar
+from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -18,15 +17,15 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from modelarts_exporter.config.addresses import ListenAddress, parse_listen_address
 from modelarts_exporter.config.endpoints import PRESETS, Cloud, Endpoints, preset
-from modelarts_exporter.http import webconfig
-from modelarts_exporter.listing.v1 import ListingOptions, Pagination
+from modelarts_exporter.config.errors import ConfigError
+from modelarts_exporter.config.listing import ListingOptions, Pagination
 
 ENV_PREFIX = "MODELARTS_EXPORTER_"
 DEFAULT_PORT = 9878
@@ -35,23 +34,6 @@ SECRET_FIELDS = frozenset({"auth_token", "secret_key", "security_token", "passwo
 
 def _flag(name: str) -> str:
     return f"{ENV_PREFIX}{name.upper()} (--{name.replace('_', '-')})"
-
-
-class ConfigError(Exception):
-    """Settings that cannot work; ``str()`` is one line per problem."""
-
-
-def parse_listen_address(value: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` for IPv6) into its parts; ``ValueError`` names the problem."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected host:port, got {value!r}")
-    host = host.removeprefix("[").removesuffix("]")
-    if not host:
-        raise ValueError(f"expected host:port with a host, got {value!r}")
-    if ":" in host:
-        ipaddress.IPv6Address(host)
-    return host, int(port)
 
 
 class TargetOptions(BaseModel):
@@ -312,7 +294,7 @@ class Settings(BaseSettings, TargetOptions):
     shard: int = Field(0, ge=0, description="This replica's shard, 0 … TOTAL_SHARDS-1.")
     total_shards: int = Field(1, ge=1, le=10000, description="Replicas sharing the targets.")
     # Serving.
-    listen_address: str = Field(
+    listen_address: ListenAddress = Field(
         f"0.0.0.0:{DEFAULT_PORT}",
         description="host:port to serve /metrics on.",
     )
@@ -333,24 +315,11 @@ class Settings(BaseSettings, TargetOptions):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("listen_address")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        parse_listen_address(value)
-        return value
-
     @model_validator(mode="after")
     def _check_shard(self) -> Self:
         if self.shard >= self.total_shards:
             raise ValueError(f"SHARD must be below TOTAL_SHARDS ({self.total_shards})")
         return self
-
-    @field_validator("web_config_file")
-    @classmethod
-    def _check_web_config(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            webconfig.load(value)  # a bad file stops start-up (and check-config) with one line
-        return value
 
     @property
     def listen(self) -> tuple[str, int]:
@@ -369,49 +338,3 @@ class Settings(BaseSettings, TargetOptions):
             else:
                 shown = str(value)
             yield f"{ENV_PREFIX}{name.upper()}", shown
-
-
-def describe_errors(error: ValidationError) -> str:
-    """One line per problem, naming the environment variable, never a secret's value."""
-    lines = []
-    for item in error.errors(include_url=False):
-        field = str(item["loc"][0]) if item["loc"] else ""
-        name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
-        message = item["msg"].removeprefix("Value error, ")
-        if field and field not in SECRET_FIELDS and item["type"] != "value_error":
-            message += f" (got {item['input']!r})"
-        lines.append(f"{name}: {message}")
-    return "\n".join(lines)
-
-
-def load(args: list[str] | None = None) -> Settings:
-    """Settings from the environment and, when given, command-line flags; :class:`ConfigError`
-    with one line per problem otherwise."""
-    return parse(Settings, args)
-
-
-_Model = TypeVar("_Model", bound=BaseSettings)
-
-
-def parse(
-    model: type[_Model], args: list[str] | None = None, prog: str = "modelarts-exporter"
-) -> _Model:
-    """:func:`load` for any settings model of this module's kind (:data:`SETTINGS_CONFIG`)."""
-    try:
-        if args is None:
-            return model()
-        return model(_cli_parse_args=args, _cli_prog_name=prog)
-    except ValidationError as error:
-        raise ConfigError(describe_errors(error)) from None
-    except SettingsError as error:
-        raise ConfigError(_flags_only(str(error))) from None
-
-
-def _flags_only(message: str) -> str:
-    """argparse quotes unrecognized arguments with their values; after a mistyped flag such as
-    ``--auth-tokn`` that value is a secret. Keep the flags."""
-    head, sep, rest = message.partition("unrecognized arguments: ")
-    if not sep:
-        return message
-    flags = [word.split("=", 1)[0] for word in rest.split() if word.startswith("-")]
-    return f"{head}{sep}{' '.join(flags)} (values not shown)"

@@ -17,11 +17,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelarts_exporter.config.credentials import CREDENTIAL_FIELDS, Ambient, AmbientError, discover
-from modelarts_exporter.config.settings import ConfigError, Settings, TargetOptions, TargetSettings
+from modelarts_exporter.config.errors import ConfigError
+from modelarts_exporter.config.settings import Settings, TargetOptions, TargetSettings
+from modelarts_exporter.config.yamlfile import YamlFileError, load_yaml
+from modelarts_exporter.text import validation_lines
 
 SECRET_FILE_FIELDS = ("auth_token_file", "secret_key_file", "security_token_file", "password_file")
 _CREDENTIAL_KEYS = frozenset(CREDENTIAL_FIELDS) | frozenset(SECRET_FILE_FIELDS)
@@ -58,12 +60,7 @@ def merge(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _error_lines(error: ValidationError, prefix: str) -> list[str]:
-    lines = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"{prefix}{where + ': ' if where else ''}{message}")
-    return lines
+    return [prefix + line for line in validation_lines(error)]
 
 
 def _relative_to(base: Path, layer: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,13 +88,9 @@ def single_target(top_level: Mapping[str, Any], ambient: Ambient) -> TargetSetti
 
 def _read(path: Path) -> ConfigFile:
     try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+        document = load_yaml(path)
+    except YamlFileError as error:
+        raise ConfigError(str(error)) from None
     try:
         return ConfigFile.model_validate(document)
     except ValidationError as error:

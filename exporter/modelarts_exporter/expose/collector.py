@@ -25,9 +25,8 @@ from prometheus_client.registry import Collector
 
 from modelarts_exporter.cloud.errors import Reason
 from modelarts_exporter.expose import metrics as m
-from modelarts_exporter.http.reload import ReloadStatus
 from modelarts_exporter.snapshot.aggregate import Histogram
-from modelarts_exporter.snapshot.store import TargetState
+from modelarts_exporter.snapshot.store import ReloadStatus, TargetState
 
 LISTING_KINDS = ("full", "incremental")
 

@@ -16,10 +16,11 @@ import ssl
 from pathlib import Path
 
 import httpx
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from modelarts_exporter.config.settings import DEFAULT_PORT, SETTINGS_CONFIG, parse_listen_address
+from modelarts_exporter.config.addresses import ListenAddress, parse_listen_address
+from modelarts_exporter.config.settings import DEFAULT_PORT, SETTINGS_CONFIG
 from modelarts_exporter.http import webconfig
 
 TIMEOUT_SECONDS = 4.0
@@ -40,19 +41,13 @@ class HealthcheckSettings(BaseSettings):
 
     model_config = SETTINGS_CONFIG
 
-    listen_address: str = Field(
+    listen_address: ListenAddress = Field(
         f"0.0.0.0:{DEFAULT_PORT}",
         description="host:port the exporter serves on; 0.0.0.0 and :: are asked on loopback.",
     )
     web_config_file: Path | None = Field(
         None, description="The exporter's web configuration file: says whether it speaks HTTPS."
     )
-
-    @field_validator("listen_address")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        parse_listen_address(value)
-        return value
 
 
 class UnhealthyError(Exception):

@@ -21,10 +21,11 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from modelarts_exporter.http.webconfig import Guard, WebConfig, WebConfigError, load
+from modelarts_exporter.http.guard import Guard
+from modelarts_exporter.http.webconfig import WebConfig, WebConfigError, load
+from modelarts_exporter.snapshot.store import ReloadStatus
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,6 @@ def _signature(path: Path) -> _Signature:
     except OSError:
         return None
     return stat.st_mtime_ns, stat.st_size, stat.st_ino
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadStatus:
-    successful: bool
-    """Whether the last attempt to read the configuration gave one in use now."""
-    last_success: float
-    """Unix time in seconds at which the configuration in use was read (start-up counts)."""
 
 
 class LiveWebConfig:

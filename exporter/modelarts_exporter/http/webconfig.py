@@ -16,31 +16,21 @@ serving, :mod:`~modelarts_exporter.http.reload` picks up changes to it and to th
 setting of the format that this exporter cannot honour (cipher suite and curve lists,
 client SAN allow-lists, inline server certificates, client-certificate modes that request a
 certificate without verifying it, rate limits) is refused rather than silently ignored.
-
-A correct password costs one bcrypt verification (tens of milliseconds, one at a time so that a
-flood of wrong ones cannot take every core); the result is remembered under a keyed hash of the
-password, so every later scrape with it costs a SHA-256.
+The password check is :mod:`.basicauth`; the middleware applying both is :mod:`.guard`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import hashlib
-import hmac
 import logging
 import re
-import secrets
 import ssl
-import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import bcrypt
-import yaml
+from modelarts_exporter.config.yamlfile import YamlFileError, load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +38,6 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 """Served without a password: Kubernetes probes carry none."""
 _UNCHECKED_PATHS = OPEN_PATHS - {"/readyz"}
 """Where a password is never looked at: ``/readyz`` checks one it is given, to say more."""
-HANDSHAKE_TIMEOUT_SECONDS = 10.0
 
 _TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -127,16 +116,9 @@ class WebConfig:
 def load(path: Path) -> WebConfig:
     """Read and check a web configuration file; :class:`WebConfigError` otherwise."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise WebConfigError(f"cannot read {path}: {getattr(error, 'strerror', error)}") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or "syntax error"
-        raise WebConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+        document = load_yaml(path)
+    except YamlFileError as error:
+        raise WebConfigError(str(error)) from None
     try:
         config = _parse(document, path.parent)
     except WebConfigError as error:
@@ -283,197 +265,3 @@ def _headers(section: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
         if value:
             headers.append((name, value))
     return tuple(headers)
-
-
-class BasicAuth:
-    """Checks ``Authorization: Basic`` headers against bcrypt hashes; thread-safe."""
-
-    def __init__(self, users: Mapping[str, bytes]) -> None:
-        self._users = dict(users)
-        self._bcrypt_lock = threading.Lock()
-        self._key = secrets.token_bytes(32)
-        self._verified: dict[str, tuple[bytes, bytes]] = {}
-        """User to (hash, keyed digest of the password that matched it): at most one entry per
-        configured user, so the cache cannot grow."""
-        # Unknown users are checked against a hash of the same cost, so that timing does not
-        # tell which user names exist.
-        cost = int(next(iter(self._users.values()))[4:6]) if self._users else 4
-        self._decoy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(cost))
-
-    def check(self, authorization: str | None) -> bool:
-        attempt = self._attempt(authorization)
-        if attempt is None:
-            return False
-        if self._known(attempt):
-            return True
-        with self._bcrypt_lock:
-            matched = bcrypt.checkpw(attempt.password, attempt.hashed or self._decoy)
-        if matched and attempt.hashed is not None:
-            self._verified[attempt.user] = (attempt.hashed, attempt.digest)
-            return True
-        return False
-
-    def needs_bcrypt(self, authorization: str | None) -> bool:
-        """Whether :meth:`check` of this header would run bcrypt: it carries credentials that
-        were not verified before. The one slow path (tens of milliseconds, and queued behind
-        other checks), so the server keeps such requests off its event loop."""
-        attempt = self._attempt(authorization)
-        return attempt is not None and not self._known(attempt)
-
-    def _attempt(self, authorization: str | None) -> _Attempt | None:
-        credentials = _decode_basic(authorization)
-        if credentials is None:
-            return None
-        user, password = credentials
-        password = password[:_BCRYPT_MAX_PASSWORD]
-        digest = hmac.digest(self._key, password, hashlib.sha256)
-        return _Attempt(user, password, self._users.get(user), digest)
-
-    def _known(self, attempt: _Attempt) -> bool:
-        """The cached path: this user's current hash was matched by this password before."""
-        known = self._verified.get(attempt.user)
-        return (
-            attempt.hashed is not None
-            and known is not None
-            and known[0] == attempt.hashed
-            and hmac.compare_digest(known[1], attempt.digest)
-        )
-
-
-class _Attempt(NamedTuple):
-    user: str
-    password: bytes
-    """At most the bytes bcrypt reads."""
-    hashed: bytes | None
-    """The user's hash; ``None`` for an unknown user."""
-    digest: bytes
-    """Keyed hash of the password, the key of the verified cache."""
-
-
-def _decode_basic(authorization: str | None) -> tuple[str, bytes] | None:
-    if not authorization:
-        return None
-    scheme, _, encoded = authorization.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    user, sep, password = decoded.partition(b":")
-    if not sep:
-        return None
-    try:
-        return user.decode("utf-8"), password
-    except UnicodeDecodeError:
-        return None
-
-
-StartResponse = Callable[..., object]
-Wsgi = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-
-@dataclass(frozen=True)
-class Guard:
-    """What a request is checked against: a configuration and the password check built for it."""
-
-    config: WebConfig
-    auth: BasicAuth | None
-
-    @classmethod
-    def of(cls, config: WebConfig, previous: Guard | None = None) -> Guard:
-        """The guard of ``config``; it keeps ``previous``'s password check (and so its verified
-        passwords) only when the users and their hashes are exactly the same, so that a removed
-        user or a changed hash stops working as soon as the new configuration is in use."""
-        if not config.users:
-            return cls(config, None)
-        if previous is not None and previous.config.users == config.users:
-            return cls(config, previous.auth)
-        return cls(config, BasicAuth(config.users))
-
-
-def protect(app: Wsgi, config: WebConfig | Callable[[], Guard]) -> Protected:
-    """``app`` behind the configured password check, answers carrying the configured headers;
-    given a callable, the guard it returns is applied, afresh for every request."""
-    return Protected(app, _fixed(Guard.of(config)) if isinstance(config, WebConfig) else config)
-
-
-class Protected:
-    """A WSGI application: ``app`` behind the guard that ``current`` returns."""
-
-    def __init__(self, app: Wsgi, current: Callable[[], Guard]) -> None:
-        self._app = app
-        self._current = current
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        guard = self._current()
-        auth, extra = guard.auth, list(guard.config.headers)
-
-        def respond(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> object:
-            return start_response(status, headers + extra, *exc_info)
-
-        if (
-            auth is not None
-            and environ.get("PATH_INFO", "/") not in OPEN_PATHS
-            and not auth.check(environ.get("HTTP_AUTHORIZATION"))
-        ):
-            body = b"Unauthorized\n"
-            respond(
-                "401 Unauthorized",
-                [
-                    ("WWW-Authenticate", 'Basic realm="modelarts-exporter"'),
-                    ("Content-Type", "text/plain; charset=utf-8"),
-                    ("Content-Length", str(len(body))),
-                ],
-            )
-            return [body]
-        if (
-            auth is not None
-            and environ.get("PATH_INFO") == "/readyz"
-            and not auth.check(environ.get("HTTP_AUTHORIZATION"))
-        ):
-            return _readiness_only(self._app, environ, respond)
-        return self._app(environ, respond)
-
-    def may_block(self, environ: dict[str, Any]) -> bool:
-        """Whether answering may wait for bcrypt: a password not verified before, on a path that
-        checks it. The server answers such requests from worker threads, so that a flood of wrong
-        passwords holds up no scrape whose password is verified. (A reload between this and the
-        answer may still make one answer check a password on the event loop: once per reload.)"""
-        auth = self._current().auth
-        return (
-            auth is not None
-            and environ.get("PATH_INFO", "/") not in _UNCHECKED_PATHS
-            and auth.needs_bcrypt(environ.get("HTTP_AUTHORIZATION"))
-        )
-
-
-def _readiness_only(app: Wsgi, environ: dict[str, Any], respond: StartResponse) -> Iterable[bytes]:
-    """``/readyz`` for a client without a password: the same status, but a 503 no longer says
-    which targets are stale (their names and project ids are as private as ``/metrics``)."""
-    started: list[tuple[str, list[tuple[str, str]]]] = []
-
-    def keep(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> object:
-        started.append((status, headers))
-        return lambda data: None
-
-    answer = app(environ, keep)
-    try:
-        body = b"".join(answer)
-    finally:
-        close = getattr(answer, "close", None)
-        if close is not None:
-            close()
-    status, headers = started[-1]
-    if status.startswith("503"):
-        body = b"not ready\n"
-        headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
-        headers.append(("Content-Length", str(len(body))))
-        if environ.get("REQUEST_METHOD") == "HEAD":
-            body = b""
-    respond(status, headers)
-    return [body]
-
-
-def _fixed(guard: Guard) -> Callable[[], Guard]:
-    return lambda: guard

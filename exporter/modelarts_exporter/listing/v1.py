@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
@@ -31,26 +30,13 @@ import anyio
 from modelarts_exporter.cloud.client import ApiClient
 from modelarts_exporter.cloud.errors import PollError, Reason
 from modelarts_exporter.cloud.models import Page
+from modelarts_exporter.config.listing import ListingOptions
 from modelarts_exporter.listing.source import ListingSink
 
 log = logging.getLogger(__name__)
 
-Pagination = Literal["auto", "offset", "page", "all"]
+
 MAX_PASSES = 3
-
-
-@dataclass(frozen=True, slots=True)
-class ListingOptions:
-    page_size: int = 100
-    pagination: Pagination = "auto"
-    max_concurrency: int = 8
-    status: int | None = None
-    pool_id: str | None = None
-    workspace_ids: tuple[str, ...] = ()
-    """Empty: the API's default workspace (``0``)."""
-    sort_by: str = "create_time"
-    order: Literal["asc", "desc"] = "asc"
-    """Ascending creation order keeps already-read records in place when jobs are created."""
 
 
 class V1Source:

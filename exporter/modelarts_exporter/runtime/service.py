@@ -1,8 +1,5 @@
-"""Wiring: settings in, a running exporter out.
-
-Builds, for each target, the HTTP client (auth, TLS, proxies from the environment), the API source
-and the poller; schedules polls with APScheduler; serves HTTP; and takes it all down again on
-SIGTERM/SIGINT, cancelling polls in flight.
+"""The ``serve`` command's lifetime: scheduler, pollers and the HTTP server's process, and
+taking it all down again on SIGTERM/SIGINT, cancelling polls in flight.
 """
 
 from __future__ import annotations
@@ -11,152 +8,29 @@ import asyncio
 import gc
 import logging
 import signal
-import ssl
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from prometheus_client import CollectorRegistry
 
-from modelarts_exporter import __version__, logs
-from modelarts_exporter.cloud.auth import AkSkAuth, IamPasswordAuth, StaticTokenAuth
-from modelarts_exporter.cloud.client import ApiClient, RetryPolicy
-from modelarts_exporter.config.settings import ConfigError, Settings, TargetOptions, TargetSettings
+from modelarts_exporter import __version__
+from modelarts_exporter.config.errors import ConfigError
+from modelarts_exporter.config.settings import Settings, TargetSettings
 from modelarts_exporter.config.targets import resolve
-from modelarts_exporter.expose.collector import StateCollector
+from modelarts_exporter.http.app import WebApp
+from modelarts_exporter.http.guard import protect
 from modelarts_exporter.http.process import ServingProcess
-from modelarts_exporter.http.reload import LiveWebConfig, ReloadStatus
-from modelarts_exporter.http.server import ExporterApp, HttpServer
-from modelarts_exporter.http.webconfig import WebConfig, WebConfigError, protect
-from modelarts_exporter.listing.incremental import IncrementalLister
-from modelarts_exporter.listing.v1 import V1Source
+from modelarts_exporter.http.server import HttpServer
+from modelarts_exporter.http.webconfig import WebConfig
 from modelarts_exporter.runtime.poller import TargetPoller
+from modelarts_exporter.runtime.wiring import Target, build_registry, build_target, open_web_config
 from modelarts_exporter.snapshot.store import StateStore
 
 log = logging.getLogger(__name__)
-USER_AGENT = f"modelarts-exporter/{__version__}"
+
 POLL_NICENESS = 10
 """Added to the polling process's priority by ``serve``, so that under CPU contention scrapes
 (served by a process of their own) come first and polls, which nobody waits for, second."""
-
-
-def _http_options(settings: TargetOptions) -> dict[str, Any]:
-    """What every client of a target shares: TLS, time-outs, proxies from the environment."""
-    return {
-        "verify": _verify(settings),
-        "timeout": httpx.Timeout(settings.request_timeout_seconds),
-        "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
-        "trust_env": True,
-    }
-
-
-def _auth(settings: TargetOptions, transport: httpx.AsyncBaseTransport | None) -> httpx.Auth | None:
-    if settings.auth_token is not None:
-        return StaticTokenAuth(settings.auth_token)
-    if settings.access_key and settings.secret_key is not None:
-        return AkSkAuth(settings.access_key, settings.secret_key, settings.security_token)
-    if settings.password is not None:
-        assert settings.username and settings.domain_name and settings.iam_url
-        return IamPasswordAuth(
-            http=httpx.AsyncClient(transport=transport, **_http_options(settings)),
-            iam_endpoint=settings.iam_url,
-            username=settings.username,
-            password=settings.password,
-            domain_name=settings.domain_name,
-            project_id=settings.project_id,
-            project_name=settings.project_name,
-        )
-    log.warning("no credentials configured: requests are sent unauthenticated")
-    return None
-
-
-def _verify(settings: TargetOptions) -> ssl.SSLContext | bool:
-    """One TLS context for all of a target's clients (loading the CA bundle costs ~30 ms)."""
-    if not settings.verify_tls:
-        log.warning("TLS verification is off: the API's identity is not checked")
-        return False
-    if settings.ca_bundle is not None:
-        return ssl.create_default_context(cafile=str(settings.ca_bundle))
-    return httpx.create_ssl_context()
-
-
-@dataclass
-class Target:
-    poller: TargetPoller
-    client: ApiClient
-    auth: httpx.Auth | None = None
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
-        if isinstance(self.auth, IamPasswordAuth):
-            await self.auth.aclose()
-
-
-def build_target(
-    settings: TargetSettings,
-    store: StateStore,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> Target:
-    settings.require_target()
-    assert settings.modelarts_url is not None
-    # Whatever path a target comes from (flags, a config file, a test), its secrets are masked
-    # in every log line and error text from the start.
-    logs.redact(*settings.secrets())
-    auth = _auth(settings, transport)
-    options = _http_options(settings)
-    one_connection = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    http = [
-        httpx.AsyncClient(
-            base_url=settings.modelarts_url,
-            auth=auth,
-            limits=one_connection,
-            transport=transport,
-            **options,
-        )
-        for _ in range(settings.max_concurrency)
-    ]
-    requests: Counter[str] = Counter()
-
-    def count_response(code: str) -> None:
-        requests[code] += 1
-
-    client = ApiClient(
-        http,
-        retry=RetryPolicy(max_retries=settings.max_retries),
-        request_deadline=settings.request_timeout_seconds * 3,
-        max_response_bytes=settings.max_response_bytes,
-        on_response=count_response,
-    )
-
-    # A project given by name is resolved through IAM (the token's scope) before its first page.
-    resolve = auth.project_id if isinstance(auth, IamPasswordAuth) else None
-    source = V1Source(client, settings.project_id, settings.listing_options(), resolve)
-    poller = TargetPoller(
-        target=settings.name,
-        project_id=settings.project_id or "",
-        source=source,
-        store=store,
-        interval_seconds=settings.poll_interval_seconds,
-        timeout_seconds=settings.poll_timeout,
-        requests=requests,
-        incremental=IncrementalLister(source) if settings.poll_mode == "incremental" else None,
-        full_listing_every=settings.full_listing_every,
-    )
-    return Target(poller, client, auth)
-
-
-def build_registry(
-    store: StateStore,
-    shard: tuple[int, int] = (0, 1),
-    web_config: Callable[[], ReloadStatus | None] = lambda: None,
-) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(lambda: store.current()[1], __version__, shard, web_config))
-    return registry
 
 
 def freeze_startup_objects() -> None:
@@ -169,7 +43,7 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-class Exporter:
+class Service:
     """The ``serve`` command: scheduler, pollers and HTTP server for one process lifetime.
 
     Every target is its own scheduler job with its own clients, so one target's outage,
@@ -183,17 +57,12 @@ class Exporter:
         self._niceness = niceness
         self._failed = False
         self.store = StateStore()
-        self.web: LiveWebConfig | None = None
-        if settings.web_config_file is not None:
-            try:
-                self.web = LiveWebConfig(settings.web_config_file)
-            except WebConfigError as error:  # changed since the settings were checked
-                raise ConfigError(f"MODELARTS_EXPORTER_WEB_CONFIG_FILE: {error}") from None
+        self.web = open_web_config(settings)
         web_status = self.web.status if self.web is not None else lambda: None
         self.registry = build_registry(
             self.store, (settings.shard, settings.total_shards), web_status
         )
-        self.app = ExporterApp(
+        self.app = WebApp(
             self.store,
             self.registry,
             ready_intervals=settings.ready_intervals,

@@ -18,6 +18,16 @@ from modelarts_exporter.snapshot.aggregate import Histogram, Snapshot
 
 
 @dataclass(frozen=True, slots=True)
+class ReloadStatus:
+    """The web configuration's state, exported beside the targets' (the HTTP side reloads it)."""
+
+    successful: bool
+    """Whether the last attempt to read the configuration gave one in use now."""
+    last_success: float
+    """Unix time in seconds at which the configuration in use was read (start-up counts)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TargetState:
     target: str
     """Stable id of the target (its name in a multi-target config, else the project id)."""

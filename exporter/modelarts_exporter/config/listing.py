@@ -1,0 +1,25 @@
+"""What a target's listing asks the API for: page size, paging, concurrency, filters and order.
+Settings build it; each source reads it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Pagination = Literal["auto", "offset", "page", "all"]
+"""What ``offset`` means to the API: found out (``auto``), a record offset, a page index, or one
+request for everything (``all``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListingOptions:
+    page_size: int = 100
+    pagination: Pagination = "auto"
+    max_concurrency: int = 8
+    status: int | None = None
+    pool_id: str | None = None
+    workspace_ids: tuple[str, ...] = ()
+    """Empty: the API's default workspace (``0``)."""
+    sort_by: str = "create_time"
+    order: Literal["asc", "desc"] = "asc"
+    """Ascending creation order keeps already-read records in place when jobs are created."""
