@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from conftest import Clock, Exporter, SimFactory
 from modelarts_exporter import __version__
-from modelarts_exporter.http import http11
+from modelarts_exporter.http import http11, wsgi
 from modelarts_exporter.http.app import WebApp
 from modelarts_exporter.http.server import HttpServer
 from modelarts_exporter.runtime.wiring import build_registry
@@ -601,7 +601,7 @@ async def test_each_answer_leaves_in_one_write_headers_and_body_together() -> No
     reader.feed_eof()
     writer = _RecordingWriter()
     # No executor is needed: nothing may block (not given may_block).
-    site = http11.Site(app, http11.base_environ("127.0.0.1", 1, https=False), None, Executor())
+    site = http11.Site(app, wsgi.base_environ("127.0.0.1", 1, https=False), None, Executor())
     await http11.serve(site, reader, writer)  # type: ignore[arg-type]
     assert [_statuses(data) for data in writer.writes] == [[200], [200], [200]]
     body_length = int(re.findall(rb"Content-Length: (\d+)", writer.writes[0])[0])

@@ -128,9 +128,7 @@ async def test_hostile_total_count_does_not_schedule_endless_pages(
 
     async def lying(path: str, params: Any) -> Any:
         page = await original(path, params)
-        return type(page)(
-            is_success=True, total_count=2**50, versions=page.versions, error_code=None
-        )
+        return type(page)(total_count=2**50, versions=page.versions)
 
     exporter.target.client.get_page = lying  # type: ignore[method-assign]
     with pytest.raises(PollError) as caught:
@@ -192,7 +190,7 @@ class _ScriptedClient:
 
     def _answer(self, offset: int, limit: int) -> Page:
         versions = [make_version(i, 10) for i in self.ids[offset : offset + limit]]
-        return Page(is_success=True, total_count=len(self.ids), versions=versions)
+        return Page(total_count=len(self.ids), versions=versions)
 
     async def get_page(self, path: str, params: Mapping[str, str]) -> Page:
         self.requests += 1

@@ -144,8 +144,6 @@ class IamPasswordAuth(httpx.Auth):
         self._clock = clock
         self._token: IamToken | None = None
         self._lock = asyncio.Lock()
-        self.token_requests = 0
-        """Tokens asked of IAM (tests and the status page read it)."""
 
     def __repr__(self) -> str:
         return (
@@ -198,7 +196,6 @@ class IamPasswordAuth(httpx.Auth):
                 "scope": {"project": self._scope},
             }
         }
-        self.token_requests += 1
         try:
             response = await self._http.post(self._url, params={"nocatalog": "true"}, json=body)
         except httpx.TimeoutException:

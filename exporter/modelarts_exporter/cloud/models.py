@@ -1,9 +1,9 @@
 """Typed records of the v1 listing, parsed once at the edge.
 
 ``parse_page`` turns a response body into a :class:`Page` in one pass (pydantic-core parses and
-validates the JSON together, in about 0.6x the time ``json.loads`` alone takes). Nulls and missing
-optional fields are normal; a value of the wrong type or out of range makes the whole page an
-``invalid_response``: the poll fails and the last good snapshot stays, rather than exporting a
+validates the JSON together, faster than ``json.loads`` alone: docs/performance.md). Nulls and
+missing optional fields are normal; a value of the wrong type or out of range makes the whole page
+an ``invalid_response``: the poll fails and the last good snapshot stays, rather than exporting a
 guess.
 """
 
@@ -31,9 +31,9 @@ class Version(TypedDict):
     Times are epoch milliseconds as the API sends them; ``0`` and ``None`` both mean "not yet".
     Every key is present after parsing (missing optional fields are ``None``).
 
-    A typed dict rather than a dataclass because of what it costs: pydantic-core builds a
-    100,000-version listing into dicts in 0.57x the time ``json.loads`` takes for the same
-    bytes, into slotted dataclasses in 0.98x (docs/performance.md). mypy checks every key.
+    A typed dict rather than a dataclass because of what it costs: pydantic-core builds dicts
+    in well under the time it takes to build slotted dataclasses (docs/performance.md has the
+    measurement). mypy checks every key all the same.
     """
 
     version_id: Annotated[int, Field(ge=0, le=2**63 - 1)]  # a signed 64-bit id: kept as such
@@ -49,8 +49,9 @@ class Version(TypedDict):
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    """One response of ``GET /v1/{project_id}/training-jobs/versions``."""
+class _Envelope:
+    """A response of ``GET /v1/{project_id}/training-jobs/versions`` as it may come: every
+    field optional until :func:`parse_page` has checked the answer is a listing page."""
 
     is_success: bool | None = None
     total_count: Annotated[int, Field(ge=0, le=2**53)] | None = None
@@ -60,6 +61,15 @@ class Page:
     error_msg: str | None = None
 
     __pydantic_config__ = ConfigDict(extra="ignore")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One successful page of the v1 listing."""
+
+    total_count: int
+    """The API's count of every version the listing's filters match (not of this page)."""
+    versions: list[Version]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +88,7 @@ class ErrorBody:
         return self.error_message or self.error_msg or ""
 
 
-_PAGE = TypeAdapter(Page)
+_PAGE = TypeAdapter(_Envelope)
 _ERROR = TypeAdapter(ErrorBody)
 
 
@@ -119,4 +129,4 @@ def parse_page(body: bytes) -> Page:
         raise PollError(Reason.INVALID_RESPONSE, "unexpected response (versions: field missing)")
     if page.total_count is None:
         raise PollError(Reason.INVALID_RESPONSE, "unexpected response (total_count: field missing)")
-    return page
+    return Page(page.total_count, page.versions)

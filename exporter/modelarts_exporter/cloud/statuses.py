@@ -77,12 +77,3 @@ def status_of(code: int) -> Status:
     """The status for a code; codes outside the table become ``code_<n>`` in phase ``unknown``."""
     known = KNOWN.get(code)
     return known if known is not None else Status(code, f"code_{code}", Phase.UNKNOWN)
-
-
-def is_known(code: int) -> bool:
-    return code in KNOWN
-
-
-def codes_in_phase(*phases: Phase) -> tuple[int, ...]:
-    """Known codes whose phase is one of ``phases`` (e.g. the active ones, for status filters)."""
-    return tuple(code for code, status in KNOWN.items() if status.phase in phases)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from modelarts_exporter.config.yamlfile import YamlFileError, load_yaml
 
 CREDENTIAL_FIELDS = (
     "auth_token",
@@ -70,9 +70,6 @@ def _openstack_env(environ: Mapping[str, str]) -> Ambient | None:
     found = _present(options)
     if not any(found.get(name) for name in CREDENTIAL_FIELDS):
         return None
-    if found.get("access_key"):  # an AK/SK pair wins over a password in the same environment
-        for name in ("username", "password", "domain_name"):
-            found.pop(name, None)
     return Ambient(found, "OS_* variables")
 
 
@@ -96,9 +93,9 @@ def _clouds_yaml(environ: Mapping[str, str], paths: Sequence[Path]) -> Ambient |
         if not path.is_file():
             continue
         try:
-            document = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as error:
-            raise AmbientError(f"{path}: not readable YAML ({type(error).__name__})") from None
+            document = load_yaml(path)
+        except YamlFileError as error:  # its text quotes no value: clouds.yaml holds passwords
+            raise AmbientError(str(error)) from None
         clouds = document.get("clouds") if isinstance(document, dict) else None
         entry = clouds.get(cloud) if isinstance(clouds, dict) else None
         if not isinstance(entry, dict):
@@ -115,16 +112,17 @@ def _clouds_yaml(environ: Mapping[str, str], paths: Sequence[Path]) -> Ambient |
             "access_key": entry.get("ak") or auth.get("ak") or auth.get("access_key"),
             "secret_key": entry.get("sk") or auth.get("sk") or auth.get("secret_key"),
         }
-        found = _present(options)
-        if found.get("access_key"):
-            for name in ("username", "password", "domain_name"):
-                found.pop(name, None)
-        return Ambient(found, f"OS_CLOUD={cloud} in {path}")
+        return Ambient(_present(options), f"OS_CLOUD={cloud} in {path}")
     raise AmbientError(f"OS_CLOUD={cloud} names no cloud in any clouds.yaml searched")
 
 
 def _present(options: Mapping[str, object]) -> dict[str, Any]:
-    return {name: str(value) for name, value in options.items() if value not in (None, "")}
+    """The options given, as text; an AK/SK pair wins over a password from the same source."""
+    found = {name: str(value) for name, value in options.items() if value not in (None, "")}
+    if found.get("access_key"):
+        for name in ("username", "password", "domain_name"):
+            found.pop(name, None)
+    return found
 
 
 def discover(environ: Mapping[str, str], home: Path, cwd: Path) -> Ambient:

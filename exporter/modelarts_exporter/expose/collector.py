@@ -25,10 +25,9 @@ from prometheus_client.registry import Collector
 
 from modelarts_exporter.cloud.errors import Reason
 from modelarts_exporter.expose import metrics as m
+from modelarts_exporter.listing.source import LISTING_KINDS
 from modelarts_exporter.snapshot.aggregate import Histogram
 from modelarts_exporter.snapshot.store import ReloadStatus, TargetState
-
-LISTING_KINDS = ("full", "incremental")
 
 
 def _family(spec: m.MetricSpec) -> Metric:

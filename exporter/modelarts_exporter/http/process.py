@@ -2,7 +2,7 @@
 
 Why a process: a poll is CPU-bound Python (parsing, validating and aggregating up to millions of
 versions). Sharing one interpreter lock with it, a server answers at the pace of the lock's
-hand-offs: scrape latency during a poll was 4-14 times the idle latency (docs/performance.md).
+hand-offs: scrape latency during a poll was many times the idle latency (docs/performance.md).
 In a process of its own the server has its own lock and the kernel schedules it, and the poll
 process lowers its priority, so a scrape never waits for a poll, not even for its CPU.
 
@@ -39,7 +39,7 @@ STOP_SECONDS = 5.0
 Changes = dict[str, TargetState | None]
 
 
-class Server(Protocol):
+class BoundServer(Protocol):
     """What is served: bound at construction, serving from :meth:`start`."""
 
     @property
@@ -132,7 +132,7 @@ class ServingProcess:
 
     def __init__(
         self,
-        server: Server,
+        server: BoundServer,
         store: StateStore,
         *,
         niceness: int = 0,

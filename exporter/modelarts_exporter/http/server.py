@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, runtime_checkable
 from wsgiref.types import WSGIApplication
 
-from modelarts_exporter.http import http11
+from modelarts_exporter.http import http11, wsgi
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ HANDSHAKE_TIMEOUT_SECONDS = 10.0
 """A TLS client that has not finished its handshake by then is dropped."""
 LISTEN_BACKLOG = 128
 """A backlog of 5 (socketserver's) dropped connections of concurrent scrapers, which then waited
-for a SYN retransmit (a second): p99 of 0.45 s instead of milliseconds at 32 clients."""
+for a SYN retransmit, a second (docs/performance.md)."""
 STOP_SECONDS = 5.0
 OFFLOAD_THREADS = 2
 """Threads answering the requests an application says may block: password checks, which bcrypt
@@ -46,8 +46,8 @@ class HttpServer:
     """Serves a :class:`~.app.WebApp` (or it behind :func:`~.guard.protect`)
     from an event loop in a background thread, between :meth:`start` and :meth:`stop`; HTTPS when
     given a ``tls`` context, or a callable giving the context for each new connection (see
-    :mod:`~modelarts_exporter.http.reload`). One thread for all connections: 32 threads, one per
-    kept-alive scraper, spent their time taking the GIL from each other (docs/performance.md).
+    :mod:`~modelarts_exporter.http.reload`). One thread for all connections: a thread per
+    kept-alive scraper spent its time taking the GIL from the others (docs/performance.md).
 
     Constructing it binds the socket (an address in use is an error here) but starts nothing, so
     that a process can construct it, fork, and :meth:`start` it in the child and :meth:`close` it
@@ -114,7 +114,7 @@ class HttpServer:
         executor = ThreadPoolExecutor(OFFLOAD_THREADS, thread_name_prefix="http-offload")
         site = http11.Site(
             self._app,
-            http11.base_environ(self._host, self._port, https=self._tls is not None),
+            wsgi.base_environ(self._host, self._port, https=self._tls is not None),
             self._app.may_block if isinstance(self._app, MayBlock) else None,
             executor,
         )

@@ -45,7 +45,7 @@ from modelarts_exporter.listing.inventory import (
     gauge_key,
     transition,
 )
-from modelarts_exporter.listing.v1 import V1Source
+from modelarts_exporter.listing.source import PagedSource
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class _Workspace:
 class IncrementalLister:
     """Incremental polls of one target; keeps the sorted create times between polls."""
 
-    def __init__(self, source: V1Source) -> None:
+    def __init__(self, source: PagedSource) -> None:
         self._source = source
         self._sorted_for: Inventory | None = None
         self._sorted: dict[int, array[int]] = {}
@@ -128,7 +128,7 @@ class IncrementalLister:
         rest = await _all(
             *(
                 self._source.page(ws.name, index, status=code)
-                for index in range(1, -(-(first.total_count or 0) // size))
+                for index in range(1, -(-first.total_count // size))
             )
         )
         for page in (first, *rest):
@@ -139,13 +139,13 @@ class IncrementalLister:
     ) -> None:
         size = self._source.page_size
         first = await self._get(ws, 0)
-        ws.total = first.total_count or 0
+        ws.total = first.total_count
         ws.new = ws.total - ws.held
         if ws.new < 0:
             raise GiveUpError(f"{-ws.new} versions deleted")
         last = ws.new // size  # the page holding rank ``new``: the first held version
         await _all(*(self._get(ws, index) for index in range(1, last + 1)))
-        ranked = [v for index in range(last + 1) for v in ws.fetched[index].versions or ()]
+        ranked = [v for index in range(last + 1) for v in ws.fetched[index].versions]
         top = ranked[: ws.new + 1]
         unknown = [rank for rank, v in enumerate(top) if inventory.find(v["version_id"]) < 0]
         if unknown != list(range(ws.new)):
@@ -237,7 +237,7 @@ class IncrementalLister:
 
 
 def _collect(page: Page, workspace: int, fresh: dict[int, tuple[int, Version]]) -> None:
-    for version in page.versions or ():
+    for version in page.versions:
         fresh.setdefault(version["version_id"], (workspace, version))
 
 

@@ -9,9 +9,13 @@ beside it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
-from modelarts_exporter.cloud.models import Version
+from modelarts_exporter.cloud.models import Page, Version
+
+ListingKind = Literal["full", "incremental"]
+"""How a complete listing was read: every record, or only what can have changed."""
+LISTING_KINDS: tuple[ListingKind, ...] = get_args(ListingKind)
 
 
 class ListingSink(Protocol):
@@ -37,3 +41,23 @@ class JobSource(Protocol):
         """The project listed; ``None`` until a project given by name has been resolved."""
 
     async def list_versions(self, sink: ListingSink) -> None: ...
+
+
+class PagedSource(JobSource, Protocol):
+    """A source whose pages can be addressed one by one, newest first: what incremental polls
+    read (:mod:`.incremental`)."""
+
+    @property
+    def page_size(self) -> int:
+        """Records asked per page (what the API has shown it serves, at most the setting)."""
+
+    @property
+    def workspaces(self) -> tuple[str | None, ...]:
+        """The workspaces listed (``None``: the API's default)."""
+
+    @property
+    def pagination(self) -> Literal["offset", "page"] | None:
+        """What ``offset`` means, once known; pages cannot be addressed before."""
+
+    async def page(self, workspace: str | None, index: int, *, status: int | None = None) -> Page:
+        """Page ``index`` of the listing newest first, optionally of one status only."""

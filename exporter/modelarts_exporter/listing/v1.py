@@ -62,10 +62,6 @@ class V1Source:
         self._page_size = options.page_size
 
     @property
-    def options(self) -> ListingOptions:
-        return self._options
-
-    @property
     def page_size(self) -> int:
         """The ``limit`` asked per page: ``page_size``, or less once the API has shown that it
         serves fewer records per page (its cap is not documented)."""
@@ -180,7 +176,6 @@ class V1Source:
 
     async def _list_all(self, workspace: str | None, sink: ListingSink) -> int:
         page = await self._get(self._params(workspace, 0, 0))
-        assert page.versions is not None and page.total_count is not None
         sink.add_page(page.versions)
         return page.total_count
 
@@ -191,7 +186,6 @@ class V1Source:
         """The page size to read on with, given the first page of a pass. A first page shorter
         than asked while ``total_count`` says there is more means that the API caps its pages:
         reading on with the asked size would leave a gap after every page."""
-        assert first.versions is not None and first.total_count is not None
         served = len(first.versions)
         if 0 < served < self._page_size and first.total_count > served:
             log.warning(
@@ -212,14 +206,12 @@ class V1Source:
         """Find out what ``offset`` means while reading the first pass; as :meth:`_one_pass`, or
         ``None`` when the question stays open."""
         first = await self._get(self._params(workspace, 0, self._page_size))
-        assert first.versions is not None and first.total_count is not None
         size = self._adopt_cap(first, workspace)
         if len(first.versions) < size or first.total_count <= size:
             # Everything fits on the first page: the question does not arise yet.
             sink.add_page(first.versions)
             return first.total_count, False
         probe = await self._get(self._params(workspace, 1, size))
-        assert probe.versions is not None
         first_ids = {v["version_id"] for v in first.versions}
         if probe.versions and probe.versions[0]["version_id"] == first.versions[1]["version_id"]:
             self._detected = "offset"
@@ -249,13 +241,11 @@ class V1Source:
         mode = self.pagination or "offset"
         if first is None:
             first = await self._get(self._params(workspace, 0, self._page_size))
-        assert first.versions is not None and first.total_count is not None
         size = self._adopt_cap(first, workspace)
         sink.add_page(first.versions)
         last_total = first.total_count
         moved = False
         for page in extra or []:
-            assert page.versions is not None
             sink.add_page(page.versions)
             moved |= page.total_count != first.total_count
         if len(first.versions) < size:
@@ -269,7 +259,6 @@ class V1Source:
         async def fetch(index: int) -> None:
             nonlocal end, last_total, moved
             page = await self._get(self._params(workspace, self._offset(index, mode), size))
-            assert page.versions is not None and page.total_count is not None
             moved |= page.total_count != last_total
             last_total = page.total_count
             sink.add_page(page.versions)

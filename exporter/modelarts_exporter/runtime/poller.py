@@ -25,7 +25,7 @@ from modelarts_exporter.cloud.errors import PollError, Reason
 from modelarts_exporter.expose.metrics import POLL_DURATION_BUCKETS
 from modelarts_exporter.listing.incremental import IncrementalLister
 from modelarts_exporter.listing.inventory import Listed, Observations
-from modelarts_exporter.listing.source import JobSource
+from modelarts_exporter.listing.source import JobSource, ListingKind
 from modelarts_exporter.logs import scrub
 from modelarts_exporter.snapshot.aggregate import HistogramBuilder, Ledger
 from modelarts_exporter.snapshot.store import StateStore, TargetState
@@ -113,7 +113,7 @@ class TargetPoller:
         )
         return True
 
-    async def _list(self) -> tuple[tuple[Listed, Observations], str]:
+    async def _list(self) -> tuple[tuple[Listed, Observations], ListingKind]:
         """The new listing and its kind: incremental when due and possible, else full."""
         listed = self._ledger.listed
         if (

@@ -64,7 +64,8 @@ def _auth(settings: TargetOptions, transport: httpx.AsyncBaseTransport | None) -
 
 
 def _verify(settings: TargetOptions) -> ssl.SSLContext | bool:
-    """One TLS context for all of a target's clients (loading the CA bundle costs ~30 ms)."""
+    """One TLS context for all of a target's clients: loading the CA bundle is slow (tens of
+    milliseconds), and every client would load it again."""
     if not settings.verify_tls:
         log.warning("TLS verification is off: the API's identity is not checked")
         return False

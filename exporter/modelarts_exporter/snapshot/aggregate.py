@@ -35,6 +35,7 @@ from modelarts_exporter.listing.inventory import (
     Observations,
     run_ms,
 )
+from modelarts_exporter.listing.source import ListingKind
 
 DURATION_BUCKETS: tuple[float, ...] = (
     60, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800,
@@ -113,7 +114,7 @@ class Snapshot:
     queue: Mapping[str, Histogram]
     gpu_seconds: Mapping[FlavorKey, float]
     npu_seconds: Mapping[FlavorKey, float]
-    listings: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    listings: Mapping[ListingKind, int] = field(default_factory=lambda: MappingProxyType({}))
     """Complete listings so far, by kind (``full``, ``incremental``)."""
 
     def phase_totals(self) -> dict[Phase, int]:
@@ -173,11 +174,7 @@ class Ledger:
         self._queue: dict[str, _MillisHistogram] = {}
         self._gpu_ms: dict[FlavorKey, int] = {}
         self._npu_ms: dict[FlavorKey, int] = {}
-        self._listings: dict[str, int] = {}
-
-    @property
-    def baseline_done(self) -> bool:
-        return self._baseline_done
+        self._listings: dict[ListingKind, int] = {}
 
     def builder(self) -> ListingBuilder:
         """A builder for the next full listing, against what the last one held."""
@@ -185,7 +182,7 @@ class Ledger:
         return ListingBuilder(previous, observe=self._baseline_done)
 
     def commit(
-        self, listed: Listed, found: Observations, now: float, kind: str = "full"
+        self, listed: Listed, found: Observations, now: float, kind: ListingKind = "full"
     ) -> Snapshot:
         """Make ``listed`` the current listing, observe what it found (unless it is the
         baseline) and return its snapshot; ``kind`` says how it was listed (``full`` or
@@ -283,8 +280,3 @@ def _freeze_all(builders: Mapping[K, _MillisHistogram]) -> Mapping[K, Histogram]
 
 def _seconds(millis: Mapping[K, int]) -> Mapping[K, float]:
     return MappingProxyType({key: ms / 1000.0 for key, ms in sorted(millis.items())})
-
-
-def summarize(versions: Iterable[Version], now: float) -> Snapshot:
-    """The snapshot of one listing on its own: a fresh ledger, so gauges and a baseline only."""
-    return Ledger().update(versions, 0, now)
