@@ -46,66 +46,211 @@ class TargetOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Where and what to poll.
-    cloud: Cloud | None = Field(None, description="otc or huaweicloud: endpoints from REGION.")
-    region: str | None = Field(None, description="Region of the cloud, e.g. eu-de.")
+    cloud: Cloud | None = Field(
+        None,
+        description="Cloud of the endpoints: otc (Open Telekom Cloud) or huaweicloud. With REGION "
+        "it sets the ModelArts and IAM endpoints from the exporter's table of regions; ENDPOINT "
+        "and IAM_ENDPOINT, when set, win.",
+    )
+    region: str | None = Field(
+        None,
+        description="Region of CLOUD, e.g. eu-de or ap-southeast-3; CLOUD and REGION go together. "
+        "A region missing from the table is an error listing the known ones, unless ENDPOINT and "
+        "IAM_ENDPOINT are both set.",
+    )
     endpoint: str | None = Field(
-        None, description="ModelArts endpoint, e.g. https://modelarts.eu-de.otc.t-systems.com"
+        None,
+        description="ModelArts API endpoint, e.g. https://modelarts.eu-de.otc.t-systems.com; "
+        "default: the one of CLOUD and REGION. Set it for a region missing from the table, or a "
+        "proxy. No credentials in the URL.",
     )
     iam_endpoint: str | None = Field(
         None,
-        description="IAM endpoint for password logins, e.g. https://iam.eu-de.otc.t-systems.com/v3",
+        description="IAM endpoint of password logins, e.g. https://iam.eu-de.otc.t-systems.com/v3; "
+        "default: the one of CLOUD and REGION.",
     )
     project_id: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-        description="Project whose training jobs are listed (its id, as in the console).",
+        description="Project whose training-job versions are listed: its id, as in the console. "
+        "Required, except with a password login, where PROJECT_NAME can stand in. Every series "
+        "of the project carries it as the project_id label.",
     )
     project_name: str | None = Field(
-        None, description="Project name (e.g. eu-de): the IAM token's scope when no id is given."
+        None,
+        description="Instead of PROJECT_ID with a password login: the project's name (e.g. "
+        "eu-de_ml), which scopes the IAM token; IAM tells the id.",
     )
     # Credentials: an IAM user's password, a token, or an AK/SK pair (temporary ones with a
     # security token).
-    username: str | None = Field(None, description="IAM user name for password logins.")
-    password: SecretStr | None = Field(None, description="IAM user password.")
-    domain_name: str | None = Field(None, description="Account (domain) name of the IAM user.")
-    auth_token: SecretStr | None = Field(None, description="Static IAM token (X-Auth-Token).")
-    access_key: str | None = Field(None, description="Access key id for AK/SK signing.")
-    secret_key: SecretStr | None = Field(None, description="Secret access key.")
+    username: str | None = Field(
+        None, description="IAM user of a password login; needs PASSWORD and DOMAIN_NAME."
+    )
+    password: SecretStr | None = Field(
+        None,
+        description="Password of USERNAME (secret; prefer PASSWORD_FILE). The exporter asks IAM "
+        "for a token, reuses it across polls and renews it before it expires.",
+    )
+    domain_name: str | None = Field(
+        None,
+        description="Account (domain) name of USERNAME, e.g. OTC-EU-DE-00000000001000000001.",
+    )
+    auth_token: SecretStr | None = Field(
+        None,
+        description="Static IAM token, sent as X-Auth-Token (secret; prefer AUTH_TOKEN_FILE). "
+        "It expires after 24 h at most and is never renewed: for tests.",
+    )
+    access_key: str | None = Field(
+        None,
+        description="Access key id (AK) of AK/SK request signing, the recommended credentials; "
+        "needs SECRET_KEY.",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Secret access key (SK) that signs every request (secret; prefer "
+        "SECRET_KEY_FILE).",
+    )
     security_token: SecretStr | None = Field(
-        None, description="Security token of temporary AK/SK credentials."
+        None,
+        description="Security token of temporary AK/SK credentials (from an agency or STS), "
+        "signed with every request (secret; prefer SECURITY_TOKEN_FILE).",
     )
     # Any secret can come from a file instead, as mounted Kubernetes Secrets do.
-    auth_token_file: Path | None = None
-    secret_key_file: Path | None = None
-    security_token_file: Path | None = None
-    password_file: Path | None = None
+    auth_token_file: Path | None = Field(
+        None,
+        description="File holding AUTH_TOKEN (a trailing line break is dropped), read when the "
+        "settings are loaded. Preferred: the secret stays out of the environment and the process "
+        "list. AUTH_TOKEN wins when both are set.",
+    )
+    secret_key_file: Path | None = Field(
+        None,
+        description="File holding SECRET_KEY (a trailing line break is dropped), read when the "
+        "settings are loaded. Preferred: the secret stays out of the environment and the process "
+        "list. SECRET_KEY wins when both are set.",
+    )
+    security_token_file: Path | None = Field(
+        None,
+        description="File holding SECURITY_TOKEN (a trailing line break is dropped), read when "
+        "the settings are loaded. Preferred: the secret stays out of the environment and the "
+        "process list. SECURITY_TOKEN wins when both are set.",
+    )
+    password_file: Path | None = Field(
+        None,
+        description="File holding PASSWORD (a trailing line break is dropped), read when the "
+        "settings are loaded. Preferred: the secret stays out of the environment and the process "
+        "list. PASSWORD wins when both are set.",
+    )
     # Polling.
-    poll_interval_seconds: float = Field(60.0, ge=0.05, le=86400)
+    poll_interval_seconds: float = Field(
+        60.0,
+        ge=0.05,
+        le=86400,
+        description="Seconds from the start of one poll of the target to the next; the first "
+        "runs at start-up. A poll never overlaps the previous one: a poll due while one runs is "
+        "skipped. A minute suits jobs that queue and run for minutes to days; each full poll "
+        "costs about versions / PAGE_SIZE requests.",
+    )
     poll_timeout_seconds: float | None = Field(
-        None, gt=0, description="Deadline of one poll; default: the poll interval."
+        None,
+        gt=0,
+        description="Deadline of one poll in seconds, its retries included; past it the poll is "
+        "abandoned (no request of it goes on) and fails as timeout. Default: the poll interval, "
+        "so a poll ends before the next one is due.",
     )
-    page_size: int = Field(100, ge=1, le=1000)
-    max_concurrency: int = Field(8, ge=1, le=64)
-    pagination: Pagination = "auto"
-    request_timeout_seconds: float = Field(10.0, gt=0, le=600)
-    max_retries: int = Field(3, ge=0, le=10)
-    max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
-    verify_tls: bool = True
-    ca_bundle: Path | None = None
+    page_size: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Versions asked per request. Bigger pages cost fewer requests and less CPU "
+        "per version: for big tenants use 1000 (docs/performance.md). An API that serves fewer "
+        "per page than asked is read by the size it serves (one warning says so).",
+    )
+    max_concurrency: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Requests in flight at once: pages after the first are fetched by this many "
+        "workers, each with a kept-alive connection of its own (so also the number of "
+        "connections). With 8, a 100,000-version listing takes about an eighth of the time of "
+        "reading it page by page (docs/performance.md).",
+    )
+    pagination: Pagination = Field(
+        "auto",
+        description="What the API's offset parameter means, which it does not document: offset "
+        "(a record offset), page (a page index), all (one limit=0 request for every version), or "
+        "auto: find out with one probe request (offset=1) and remember; a probe that cannot tell "
+        "(the listing moved meanwhile) makes that poll read everything with one limit=0 request.",
+    )
+    request_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Seconds to wait for connecting and for each read; a whole request is cut "
+        "off at three times this, however slowly its bytes trickle in. A time-out is retried as "
+        "other transient failures are (MAX_RETRIES).",
+    )
+    max_retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="Retries of a request failing transiently (throttled, time-out, connection, "
+        "5xx), within the poll's deadline: exponential backoff with full jitter from 0.5 s up to "
+        "30 s, or the API's Retry-After (up to 30 s). Other failures are not retried.",
+    )
+    max_response_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest response body accepted, in bytes (default 64 MiB). A larger one, "
+        "declared or streamed without end, fails the poll as invalid_response instead of filling "
+        "the memory.",
+    )
+    verify_tls: bool = Field(
+        True,
+        description="Check the API's TLS certificate. --no-verify-tls (or false) turns it off, "
+        "with a warning: the API's identity is then not checked.",
+    )
+    ca_bundle: Path | None = Field(
+        None,
+        description="PEM file of the CAs to trust for the API instead of the system's (a private "
+        "CA, a TLS-inspecting proxy). It must exist.",
+    )
     # Filters of the listing.
-    status: int | None = Field(None, ge=0, le=255, description="Only versions with this status.")
-    pool_id: str | None = Field(None, description="Only versions in this resource pool.")
-    workspace_id: Annotated[tuple[str, ...], NoDecode] = Field(
-        (), description="Workspaces to list, comma-separated (default: the API's default, 0)."
+    status: int | None = Field(
+        None,
+        ge=0,
+        le=255,
+        description="Only list versions with this status code (the API's filter). Not with "
+        "POLL_MODE=incremental.",
     )
-    sort_by: Literal["create_time", "job_desc", "status", "duration", "job_name"] = "create_time"
-    order: Literal["asc", "desc"] = "asc"
+    pool_id: str | None = Field(None, description="Only list versions in this resource pool.")
+    workspace_id: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Workspaces to list, comma-separated (a list in a targets file); each is "
+        "listed on its own and the results merged. Default: the API's default workspace, 0.",
+    )
+    sort_by: Literal["create_time", "job_desc", "status", "duration", "job_name"] = Field(
+        "create_time",
+        description="Field the listing is sorted by. Ascending creation time (the default, with "
+        "ORDER=asc) keeps already-read records in place when jobs are created during a poll.",
+    )
+    order: Literal["asc", "desc"] = Field(
+        "asc", description="Order of the listing; asc for the reason given at SORT_BY."
+    )
     # Incremental polling (docs/performance.md).
     poll_mode: Literal["full", "incremental"] = Field(
-        "full", description="full: list every version each poll; incremental: only what changed."
+        "full",
+        description="full lists every version each poll; incremental reads only what can have "
+        "changed (new versions, active ones, where ended ones went) and publishes the same "
+        "metrics with about 4 % of the requests on a big tenant (docs/performance.md). Not with "
+        "STATUS or PAGINATION=all.",
     )
     full_listing_every: int = Field(
-        10, ge=1, le=100_000, description="In incremental mode, every Nth poll lists in full."
+        10,
+        ge=1,
+        le=100_000,
+        description="In incremental mode, every Nth poll is a full listing: a safety net should "
+        "the API ever break what incremental polls rely on. Incremental polls also fall back to "
+        "a full listing whenever they cannot vouch for their result.",
     )
 
     @model_validator(mode="after")
@@ -257,7 +402,9 @@ class TargetSettings(TargetOptions):
 
     name: str = Field(
         pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
-        description="Stable id of the target (defaults to its project id or name).",
+        description="Stable id of the target, unique in the file: it names the target in logs "
+        "(target=...) and on the status page, and its hash picks the shard that polls it. "
+        "Default: its project_id, else its project_name.",
     )
 
     @model_validator(mode="before")
@@ -289,26 +436,51 @@ class Settings(BaseSettings, TargetOptions):
     model_config = SETTINGS_CONFIG
 
     config_file: Path | None = Field(
-        None, description="YAML file listing several targets (see docs/config.example.yaml)."
+        None,
+        description="YAML file of several targets (docs/config.example.yaml); the top-level "
+        "target settings are then the defaults of every target. kill -HUP re-reads it.",
     )
-    shard: int = Field(0, ge=0, description="This replica's shard, 0 … TOTAL_SHARDS-1.")
-    total_shards: int = Field(1, ge=1, le=10000, description="Replicas sharing the targets.")
+    shard: int = Field(
+        0,
+        ge=0,
+        description="This replica's shard, 0 … TOTAL_SHARDS-1: it polls the targets whose name "
+        "hashes to it (the same hash on every replica and at every start).",
+    )
+    total_shards: int = Field(
+        1,
+        ge=1,
+        le=10000,
+        description="Replicas sharing the targets; together they poll every target exactly once. "
+        "modelarts_exporter_shard_info says which shard a replica is.",
+    )
     # Serving.
     listen_address: ListenAddress = Field(
         f"0.0.0.0:{DEFAULT_PORT}",
-        description="host:port to serve /metrics on.",
+        description="host:port to serve /metrics, /healthz, /readyz and the status page on "
+        "([::]:9878 for IPv6). Default: every IPv4 address.",
     )
     ready_intervals: float = Field(
-        3.0, gt=0, description="/readyz fails when the last success is this many intervals old."
+        3.0,
+        gt=0,
+        description="/readyz fails when a target's last successful poll is older than this many "
+        "of its poll intervals: with 3, a failed poll or two do not turn the exporter unready.",
     )
     web_config_file: Path | None = Field(
         None,
-        description="Web configuration file (Prometheus exporter-toolkit format): TLS and basic "
-        "auth for the HTTP endpoints.",
+        description="Web configuration file in the Prometheus exporter-toolkit format: TLS, "
+        "client certificates and basic auth for the HTTP endpoints (docs/web-config.md). "
+        "Checked at start-up; changes apply without a restart, but for switching between HTTP "
+        "and HTTPS.",
     )
     # Logging.
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Least severe level logged (in any case: info works too)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text: one line per event with key=value context; json: one object per "
+        "line, for log collectors.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
