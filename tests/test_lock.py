@@ -15,7 +15,7 @@ from test_deploy_docker import stages
 
 REPO = Path(__file__).resolve().parent.parent
 LOCK = REPO / "requirements.lock"
-REGENERATE = "regenerate requirements.lock as the README's development section says"
+REGENERATE = "regenerate requirements.lock as CONTRIBUTING.md says"
 
 
 def locked() -> dict[str, str]:
