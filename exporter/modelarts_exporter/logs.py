@@ -18,8 +18,22 @@ _secrets: set[str] = set()
 
 
 def redact(*secrets: str | None) -> None:
-    """Never log these values (empty and very short strings are ignored: they would mask noise)."""
-    _secrets.update(secret for secret in secrets if secret and len(secret) >= 4)
+    """Never log these values, in any form a message can carry them: as they are, stripped, and
+    escaped as ``repr`` of a string or of bytes and JSON escape them (a library's error quoting
+    a header value shows ``'tok\\n'``, not the raw line break). Empty and very short strings are
+    ignored: they would mask noise."""
+    for secret in secrets:
+        if not secret:
+            continue
+        forms = {
+            secret,
+            secret.strip(),
+            repr(secret)[1:-1],
+            repr(secret.encode("utf-8", "backslashreplace"))[2:-1],
+            json.dumps(secret)[1:-1],
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+        }
+        _secrets.update(form for form in forms if len(form) >= 4)
 
 
 def scrub(text: str) -> str:

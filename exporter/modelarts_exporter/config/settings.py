@@ -278,6 +278,18 @@ class TargetOptions(BaseModel):
                 ) from None
         return data
 
+    @field_validator(*sorted(SECRET_FIELDS))
+    @classmethod
+    def _strip_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # A Secret made from a file ends in a line break, which no header may carry: an HTTP
+        # library would refuse it and quote it, escaped, in its error.
+        if value is None:
+            return None
+        stripped = value.get_secret_value().strip()
+        if not stripped:
+            raise ValueError("is empty (or only whitespace)")
+        return SecretStr(stripped)
+
     @field_validator("workspace_id", mode="before")
     @classmethod
     def _split_workspaces(cls, value: object) -> object:
