@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SimFactory, exporter_settings, hostile_pages, json_values
+from conftest import TOKEN, SimFactory, exporter_settings, hostile_pages, json_values
 from modelarts_exporter.cloud.client import ApiClient, parse_retry_after
 from modelarts_exporter.cloud.errors import PollError, Reason
 from modelarts_exporter.cloud.models import Page
@@ -269,3 +269,19 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
+
+
+@pytest.mark.anyio
+async def test_a_retry_after_longer_than_a_poll_waits_is_throttling_at_once(
+    simulator: SimFactory,
+) -> None:
+    """``Retry-After: 999999999`` is the API saying "slow down": the poll ends as throttled
+    (and the next interval tries again), not as a time-out after sleeping out its deadline."""
+    sim = simulator(size=50, project_id="p1")
+    sim.faults.add(FaultRule(FaultKind.THROTTLE, retry_after="999999999"))
+    client = client_for(sim.url, auth_token=TOKEN, max_retries=3)
+    with pytest.raises(PollError) as caught:
+        await get(client)
+    assert caught.value.reason is Reason.THROTTLED
+    assert "asked to retry after 999999999 s" in str(caught.value)
+    assert sim.stats.requests == 1

@@ -164,9 +164,17 @@ class ApiClient:
                 if not error.reason.transient or attempt >= self._retry.max_retries:
                     raise
                 delay = error.retry_after
+                if delay is not None and delay > self._retry.max_delay:
+                    # Waiting less than asked would only be throttled again, waiting as long
+                    # would end the poll as a time-out: it is throttling, reported as such.
+                    raise PollError(
+                        error.reason,
+                        f"{error.args[0]}; asked to retry after {delay:.0f} s, more than the "
+                        f"{self._retry.max_delay:g} s a poll waits",
+                    ) from None
                 if delay is None:
                     delay = self._retry.backoff(attempt)
-                await self._sleep(min(delay, self._retry.max_delay))
+                await self._sleep(delay)
                 attempt += 1
 
     async def _get_once(self, path: str, params: Mapping[str, str]) -> Page:
