@@ -212,3 +212,18 @@ def test_demo_shows_changing_metrics_within_one_poll_interval() -> None:
         assert changed, "the demo tenant should evolve between polls"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
+
+
+def test_a_mistyped_command_is_named_with_the_closest_one() -> None:
+    result = run_cli("chek-config")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "modelarts-exporter: unknown command 'chek-config': did you mean 'check-config'?"
+    )
+
+
+def test_a_first_argument_far_from_any_command_is_not_echoed() -> None:
+    result = run_cli("zq81-not-a-command-x7")
+    assert result.returncode == 2
+    assert "zq81" not in result.stderr
+    assert "unknown command (not shown); the commands are serve, once" in result.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import logging
 import secrets
 import sys
@@ -241,6 +242,15 @@ def _demo(args: list[str]) -> int:
     return status
 
 
+def _unknown_command(word: str) -> str:
+    """The first argument is neither a command nor a flag. It is named only when it is close
+    to a command (a typo): anything else may be a secret given without its flag."""
+    close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.6)
+    if close:
+        return f"unknown command {word!r}: did you mean {close[0]!r}?"
+    return f"unknown command (not shown); the commands are {', '.join(COMMANDS)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = "serve"
@@ -252,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args and args[0] in ("-V", "--version", "version"):
         print(__version__)
         return 0
+    elif args and not args[0].startswith("-"):
+        print(f"modelarts-exporter: {_unknown_command(args[0])}", file=sys.stderr)
+        return 2
     handlers = {
         "serve": _serve,
         "once": _once,
