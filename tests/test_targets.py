@@ -239,3 +239,21 @@ def test_the_shipped_example_config_is_valid(tmp_path: Path) -> None:
     targets = resolve(Settings(config_file=copy), environ={})
     assert [t.name for t in targets] == ["otc-research", "hw-training", "otc-swiss"]
     assert targets[0].workspace_id == ("0", "7f3a2b")
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"targets:\n  - {project_id: \xff\xfe}\n", "not UTF-8 text (byte 26)"),
+        (b"targets: " + b"[" * 20_000 + b"]" * 20_000 + b"\n", "nested too deeply"),
+    ],
+)
+def test_config_file_bytes_that_are_no_yaml_text_are_one_line(
+    tmp_path: Path, data: bytes, expected: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as caught:
+        resolve(Settings(config_file=path), environ={})
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(str(path)) and expected in line, line
