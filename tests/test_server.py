@@ -607,3 +607,41 @@ async def test_each_answer_leaves_in_one_write_headers_and_body_together() -> No
     body_length = int(re.findall(rb"Content-Length: (\d+)", writer.writes[0])[0])
     assert len(writer.writes[0].partition(b"\r\n\r\n")[2]) == body_length
     assert writer.writes[2].endswith(b"\r\n\r\n")  # HEAD: the same headers, no body
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "gzipped"),
+    [
+        ("gzip", True),
+        ("GZIP", True),
+        ("deflate, gzip;q=0.5", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.0, identity", False),
+        ("*;q=0", False),
+        ("br", False),
+        ("", False),
+    ],
+)
+def test_gzip_follows_accept_encoding_as_rfc_9110_reads_it(
+    serve: Serve, accept_encoding: str, gzipped: bool
+) -> None:
+    store = StateStore()
+    _, url = serve(store, build_registry(store), Clock())
+    with (
+        httpx.Client() as http,
+        http.stream(
+            "GET", f"{url}/metrics", headers={"Accept-Encoding": accept_encoding}
+        ) as response,
+    ):
+        body = b"".join(response.iter_raw())
+    assert (response.headers.get("content-encoding") == "gzip") is gzipped
+    assert b"modelarts_exporter_build_info" in (gzip.decompress(body) if gzipped else body)
+
+
+def test_a_method_not_allowed_says_which_are(serve: Serve) -> None:
+    store = StateStore()
+    _, url = serve(store, build_registry(store), Clock())
+    answer = httpx.post(f"{url}/metrics")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, HEAD"

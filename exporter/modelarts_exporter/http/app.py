@@ -103,7 +103,12 @@ class WebApp:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
-            return _reply(start_response, "405 Method Not Allowed", b"method not allowed\n")
+            return _reply(
+                start_response,
+                "405 Method Not Allowed",
+                b"method not allowed\n",
+                extra=[("Allow", "GET, HEAD")],
+            )
         if path == "/metrics":
             return self._metrics(environ, start_response)
         if path == "/healthz":
@@ -117,7 +122,7 @@ class WebApp:
         return _reply(start_response, "404 Not Found", b"not found\n")
 
     def _metrics(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        want_gzip = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+        want_gzip = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
         body, content_type = self._cache.get(
             self._generation, environ.get("HTTP_ACCEPT", ""), want_gzip
         )
@@ -145,6 +150,27 @@ class WebApp:
         return _reply(start_response, "200 OK", b"ready\n")
 
 
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether ``Accept-Encoding`` allows gzip (RFC 9110 §12.5.3): names are case-insensitive,
+    ``q=0`` refuses, and ``*`` stands for any coding not named."""
+    allowed: dict[str, bool] = {}
+    for item in accept_encoding.split(","):
+        name, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if name:
+            allowed[name.lower()] = quality > 0
+    if "gzip" in allowed:
+        return allowed["gzip"]
+    return allowed.get("*", False)
+
+
 def _fresh(state: TargetState, now: float, intervals: float) -> bool:
     return (
         state.last_success is not None
@@ -157,6 +183,7 @@ def _reply(
     status: str,
     body: bytes,
     content_type: str = "text/plain; charset=utf-8",
+    extra: list[tuple[str, str]] | None = None,
 ) -> list[bytes]:
     start_response(
         status,
@@ -164,6 +191,7 @@ def _reply(
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             ("Cache-Control", "no-store"),
+            *(extra or []),
         ],
     )
     return [body]
