@@ -113,3 +113,15 @@ def test_serve_publishes_v2_jobs_and_shows_the_api_on_the_status_page(
         assert select(samples, "modelarts_training_jobs") == len(sim.v2)
         page = httpx.get(f"http://127.0.0.1:{port}/").text
         assert f"<th>API</th><td>{version}</td>" in page
+
+
+def test_demo_shows_v2_jobs_beside_v1_versions() -> None:
+    port = free_port()
+    args = ["demo", "--listen-address", f"127.0.0.1:{port}", "--size", "300"]
+    with background(args, {}):
+        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200)
+        samples = parse_samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+        assert select(samples, "modelarts_training_jobs") > 0
+        assert select(samples, "modelarts_training_job_versions") > select(
+            samples, "modelarts_training_jobs"
+        )

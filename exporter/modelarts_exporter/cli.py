@@ -177,7 +177,7 @@ def _start_simulator(
     tenant = Tenant(size=options.size, seed=options.seed)
     v2 = None
     if options.api_version != "v1":
-        v2 = V2Tenant(size=options.size, seed=options.seed)
+        v2 = V2Tenant(size=options.size, seed=options.seed, workspaces=("0",))
     server = SimulatorServer(
         tenant,
         project_id=options.project_id,
@@ -241,7 +241,6 @@ def _demo(args: list[str]) -> int:
             listen_address=options.listen_address,
             poll_interval_seconds=options.poll_interval_seconds,
             api_version=options.api_version,
-            page_size=50,
         )
         log.info(
             "demo: exporter on http://%s/metrics polling the simulator at %s "

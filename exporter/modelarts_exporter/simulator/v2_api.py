@@ -105,12 +105,11 @@ def answer_search(
         return v2_error(
             400, bad.code, str(bad), "Check the request body against the API reference."
         )
-    total, items = tenant.listing(workspace, order, pools)
     start = offset * limit if offset_mode == "page" else offset
-    page = items[start : start + limit]
+    total, matching, page = tenant.listing(workspace, order, pools, start, start + limit)
     payload = {
         "total": total,
-        "count": len(items) if count_mode == "matching" else len(page),
+        "count": matching if count_mode == "matching" else len(page),
         "limit": limit,
         "offset": offset,
         "sort_by": sort_by,

@@ -295,10 +295,11 @@ class V2Tenant:
     # ------------------------------------------------------------------------------ listing
 
     def listing(
-        self, workspace_id: str, order: str, pool_ids: Sequence[str] | None
-    ) -> tuple[int, list[dict[str, Any]]]:
-        """Every job of ``workspace_id`` (optionally only some pools) as items, sorted by
-        creation; and the number of all jobs (``total``, filters ignored)."""
+        self, workspace_id: str, order: str, pool_ids: Sequence[str] | None, start: int, stop: int
+    ) -> tuple[int, int, list[dict[str, Any]]]:
+        """The number of all jobs (``total``, filters ignored), of the jobs of ``workspace_id``
+        (optionally only some pools), and those of them from ``start`` to ``stop`` as items,
+        sorted by creation."""
         with self._lock:
             jobs = [
                 job
@@ -307,7 +308,7 @@ class V2Tenant:
                 and (pool_ids is None or job.profile.pool_id in pool_ids)
             ]
             jobs.sort(key=lambda job: (job.create_ms, job.id), reverse=order == "desc")
-            return len(self._jobs), [self._item(job) for job in jobs]
+            return len(self._jobs), len(jobs), [self._item(job) for job in jobs[start:stop]]
 
     def _item(self, job: _Job) -> dict[str, Any]:
         profile = job.profile
