@@ -1,7 +1,9 @@
 """One HTTP call to the ModelArts API, classified and retried.
 
-``ApiClient.get_page`` returns a parsed :class:`~modelarts_exporter.cloud.models.Page` or raises
-:class:`~modelarts_exporter.cloud.errors.PollError` with the reason category. Transient reasons
+``ApiClient.get_page`` (v1) returns a parsed :class:`~modelarts_exporter.cloud.models.Page`, and
+``ApiClient.post`` (v2: a JSON body, signed with it under AK/SK) what its parser makes of a 2xx
+answer; both raise :class:`~modelarts_exporter.cloud.errors.PollError` with the reason category,
+for v2 on any non-2xx answer (v2 has no ``is_success``). Transient reasons
 (throttling, time-outs, connection faults, 5xx) are retried with exponential backoff and full
 jitter, honouring ``Retry-After``; nothing else is, because a bad request or a bad credential does
 not get better by asking again. Every request is bounded twice: per read by the httpx timeout and
