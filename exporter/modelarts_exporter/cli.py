@@ -140,10 +140,11 @@ def describe_target(target: TargetSettings) -> str:
     project = target.project_id or f"project named {target.project_name}"
     return (
         f"{target.modelarts_url} project {project}, {who}, every {target.poll_interval_seconds:g} s"
+        f", API {target.api_version}"
     )
 
 
-def _simulator_parser(prog: str) -> argparse.ArgumentParser:
+def _simulator_parser(prog: str, default_api: str = "v1") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"modelarts-exporter {prog}")
     parser.add_argument("--size", type=int, default=2000, help="versions in the tenant")
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic tenant")
@@ -158,6 +159,12 @@ def _simulator_parser(prog: str) -> argparse.ArgumentParser:
         "--max-limit", type=int, default=None, help="most versions a page holds (default: no cap)"
     )
     parser.add_argument("--project-id", default="demo-project")
+    parser.add_argument(
+        "--api-version",
+        choices=("v1", "v2", "both"),
+        default=default_api,
+        help="v1: versions only; v2, both: v2 training-job-searches too (v1 is always served)",
+    )
     return parser
 
 
@@ -165,9 +172,12 @@ def _start_simulator(
     options: argparse.Namespace, host: str, port: int, token: str | None
 ) -> SimulatorServer:
     # Imported here: the exporter proper never depends on the simulator.
-    from modelarts_exporter.simulator import SimulatorServer, Tenant  # noqa: PLC0415
+    from modelarts_exporter.simulator import SimulatorServer, Tenant, V2Tenant  # noqa: PLC0415
 
     tenant = Tenant(size=options.size, seed=options.seed)
+    v2 = None
+    if options.api_version != "v1":
+        v2 = V2Tenant(size=options.size, seed=options.seed, workspaces=("0",))
     server = SimulatorServer(
         tenant,
         project_id=options.project_id,
@@ -177,6 +187,7 @@ def _start_simulator(
         max_limit=options.max_limit,
         tokens=[token] if token else None,
         realtime_speed=options.speed,
+        v2=v2,
     )
     server.start()
     return server
@@ -193,7 +204,12 @@ def _simulate(args: list[str]) -> int:
     except ValueError as error:
         parser.error(f"--listen-address: {error}")
     server = _start_simulator(options, host, port, options.token)
-    log.info("simulator listening url=%s project_id=%s", server.url, options.project_id)
+    log.info(
+        "simulator listening url=%s project_id=%s api=%s",
+        server.url,
+        options.project_id,
+        options.api_version,
+    )
     try:
         asyncio.run(_wait_for_signal())
     finally:
@@ -212,7 +228,7 @@ async def _wait_for_signal() -> None:
 
 
 def _demo(args: list[str]) -> int:
-    parser = _simulator_parser("demo")
+    parser = _simulator_parser("demo", default_api="both")
     parser.add_argument("--listen-address", default="127.0.0.1:9878")
     parser.add_argument("--poll-interval-seconds", type=float, default=5.0)
     options = parser.parse_args(args)
@@ -227,12 +243,14 @@ def _demo(args: list[str]) -> int:
             auth_token=SecretStr(token),
             listen_address=options.listen_address,
             poll_interval_seconds=options.poll_interval_seconds,
+            api_version=options.api_version,
         )
         log.info(
             "demo: exporter on http://%s/metrics polling the simulator at %s "
-            "(%d versions, %gx speed); Ctrl-C stops",
+            "(API %s, %d versions or jobs, %gx speed); Ctrl-C stops",
             options.listen_address,
             simulator.url,
+            options.api_version,
             options.size,
             options.speed,
         )

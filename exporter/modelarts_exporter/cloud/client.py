@@ -1,7 +1,9 @@
 """One HTTP call to the ModelArts API, classified and retried.
 
-``ApiClient.get_page`` returns a parsed :class:`~modelarts_exporter.cloud.models.Page` or raises
-:class:`~modelarts_exporter.cloud.errors.PollError` with the reason category. Transient reasons
+``ApiClient.get_page`` (v1) returns a parsed :class:`~modelarts_exporter.cloud.models.Page`, and
+``ApiClient.post`` (v2: a JSON body, signed with it under AK/SK) what its parser makes of a 2xx
+answer; both raise :class:`~modelarts_exporter.cloud.errors.PollError` with the reason category,
+for v2 on any non-2xx answer (v2 has no ``is_success``). Transient reasons
 (throttling, time-outs, connection faults, 5xx) are retried with exponential backoff and full
 jitter, honouring ``Retry-After``; nothing else is, because a bad request or a bad credential does
 not get better by asking again. Every request is bounded twice: per read by the httpx timeout and
@@ -28,13 +30,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
+from typing import TypeVar
 from urllib.parse import urlencode
 
 import anyio
 import httpx
 
 from modelarts_exporter.cloud.errors import PollError, Reason
-from modelarts_exporter.cloud.models import Page, parse_error_body, parse_page
+from modelarts_exporter.cloud.models import ErrorBody, Page, parse_error_body, parse_page
 from modelarts_exporter.text import one_line
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,8 @@ AUTH_CODES = frozenset(
         "ModelArts.0206",
         "ModelArts.0108",
         "ModelArts.0210",
+        "ModelArts.2784",
+        "ModelArts.2785",
         "ModelArts.2786",
         "ModelArts.4127",
     }
@@ -64,6 +69,8 @@ AUTH_CODES = frozenset(
 MAX_CLOCK_SKEW_SECONDS = 300.0
 NO_RESPONSE = "none"
 """The ``code`` label of a request that got no HTTP answer (reset, time-out)."""
+T = TypeVar("T")
+JSON_BODY = {"Content-Type": "application/json;charset=UTF-8"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +99,14 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time() if now is None else now))
 
 
-def classify(status: int, body: bytes, content_type: str) -> PollError:
+def classify(
+    status: int,
+    body: bytes,
+    content_type: str,
+    parse_envelope: Callable[[bytes], ErrorBody | None] = parse_error_body,
+) -> PollError:
     """The error for a non-2xx answer, from its error code first and its status second."""
-    envelope = parse_error_body(body)
+    envelope = parse_envelope(body)
     code = envelope.error_code if envelope else None
     if envelope is not None:
         detail = f"{code or 'no error code'}: {one_line(envelope.message or 'no message')}"
@@ -156,10 +168,33 @@ class ApiClient:
             await client.aclose()
 
     async def get_page(self, path: str, params: Mapping[str, str]) -> Page:
+        return await self._retrying(lambda: self._get_once(path, params))
+
+    async def post(
+        self,
+        path: str,
+        body: bytes,
+        parse: Callable[[bytes], T],
+        parse_envelope: Callable[[bytes], ErrorBody | None],
+    ) -> T:
+        """POST a JSON ``body``; its 2xx answer through ``parse``, any other as a
+        :class:`PollError` read with ``parse_envelope`` (an API without ``is_success``)."""
+
+        async def once() -> T:
+            status, headers, answer = await self._exchange("POST", path, {}, body)
+            if not 200 <= status < 300:
+                failure = classify(status, answer, headers.get("content-type", ""), parse_envelope)
+                failure.retry_after = parse_retry_after(headers.get("retry-after"))
+                raise failure
+            return parse(answer)
+
+        return await self._retrying(once)
+
+    async def _retrying(self, once: Callable[[], Awaitable[T]]) -> T:
         attempt = 0
         while True:
             try:
-                return await self._get_once(path, params)
+                return await once()
             except PollError as error:
                 if not error.reason.transient or attempt >= self._retry.max_retries:
                     raise
@@ -178,13 +213,30 @@ class ApiClient:
                 attempt += 1
 
     async def _get_once(self, path: str, params: Mapping[str, str]) -> Page:
+        status, headers, body = await self._exchange("GET", path, params, b"")
+        if not 200 <= status < 300:
+            failure = classify(status, body, headers.get("content-type", ""))
+            failure.retry_after = parse_retry_after(headers.get("retry-after"))
+            raise failure
+        try:
+            return parse_page(body)
+        except PollError as error:
+            if error.reason is not Reason.API_ERROR:
+                raise
+            envelope = parse_error_body(body)
+            raise _reclassify_api_error(error, envelope.error_code if envelope else None) from None
+
+    async def _exchange(
+        self, method: str, path: str, params: Mapping[str, str], content: bytes
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """One request and its whole answer, counted; transport failures as :class:`PollError`."""
         try:
             with anyio.fail_after(self._deadline):
-                status, headers, body = await self._fetch(path, params)
+                status, headers, body = await self._fetch(method, path, params, content)
         except (TimeoutError, httpx.TimeoutException):
             self._on_response(NO_RESPONSE)
             raise PollError(
-                Reason.TIMEOUT, f"no complete answer within the time-out (GET {path})"
+                Reason.TIMEOUT, f"no complete answer within the time-out ({method} {path})"
             ) from None
         except httpx.DecodingError as error:
             self._on_response(NO_RESPONSE)
@@ -197,17 +249,7 @@ class ApiClient:
             ) from None
         self._on_response(str(status))
         self._check_clock(headers.get("date"))
-        if not 200 <= status < 300:
-            failure = classify(status, body, headers.get("content-type", ""))
-            failure.retry_after = parse_retry_after(headers.get("retry-after"))
-            raise failure
-        try:
-            return parse_page(body)
-        except PollError as error:
-            if error.reason is not Reason.API_ERROR:
-                raise
-            envelope = parse_error_body(body)
-            raise _reclassify_api_error(error, envelope.error_code if envelope else None) from None
+        return status, headers, body
 
     def _check_clock(self, date: str | None) -> None:
         """Warn (once until it is fixed) when the API's clock and ours disagree: signed AK/SK
@@ -228,7 +270,7 @@ class ApiClient:
         self._clock_warned = skewed
 
     async def _fetch(
-        self, path: str, params: Mapping[str, str]
+        self, method: str, path: str, params: Mapping[str, str], content: bytes
     ) -> tuple[int, httpx.Headers, bytes]:
         # One absolute URL, parsed once: given a relative path and params, httpx parses and merges
         # URLs three times per request (a measurable share of a poll's CPU).
@@ -236,14 +278,18 @@ class ApiClient:
         async with self._free:
             http = self._idle.pop()
             try:
-                return await self._read(http, url, path)
+                return await self._read(http, method, url, path, content)
             finally:
                 self._idle.append(http)
 
     async def _read(
-        self, http: httpx.AsyncClient, url: httpx.URL, path: str
+        self, http: httpx.AsyncClient, method: str, url: httpx.URL, path: str, content: bytes
     ) -> tuple[int, httpx.Headers, bytes]:
-        async with http.stream("GET", url) as response:
+        if method == "GET":
+            stream = http.stream("GET", url)
+        else:
+            stream = http.stream(method, url, content=content, headers=JSON_BODY)
+        async with stream as response:
             declared = response.headers.get("content-length", "")
             too_large = declared.isdigit() and int(declared) > self._max_bytes
             chunks: list[bytes] = []
@@ -259,6 +305,6 @@ class ApiClient:
                 self._on_response(str(response.status_code))
                 raise PollError(
                     Reason.INVALID_RESPONSE,
-                    f"response larger than the {self._max_bytes}-byte cap (GET {path})",
+                    f"response larger than the {self._max_bytes}-byte cap ({method} {path})",
                 )
             return response.status_code, response.headers, b"".join(chunks)

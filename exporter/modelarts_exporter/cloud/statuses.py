@@ -38,6 +38,8 @@ class Status:
     name: str
     """Lower-case name without ``JOBSTAT_`` — the ``status`` label value."""
     phase: Phase
+    kind: str | None = None
+    """The job kind of a v2 status (:mod:`.v2_statuses`); ``None`` for every v1 status."""
 
 
 _TABLE: tuple[tuple[int, str, Phase], ...] = (
@@ -72,8 +74,25 @@ KNOWN: dict[int, Status] = {
 """Every status the API documents, by code; each is always exported, 0 when no version has it."""
 
 
+_REGISTERED: dict[int, Status] = {}
+"""Statuses of other API generations, by their codes (v2's are 256 and up: :mod:`.v2_statuses`)."""
+
+
+def register(status: Status) -> None:
+    """Make ``status_of(status.code)`` answer ``status``; the code must be outside 0-255."""
+    assert status.code > 255
+    _REGISTERED[status.code] = status
+
+
 @cache
+def _unrecognized(code: int) -> Status:
+    return Status(code, f"code_{code}", Phase.UNKNOWN)
+
+
 def status_of(code: int) -> Status:
     """The status for a code; codes outside the table become ``code_<n>`` in phase ``unknown``."""
     known = KNOWN.get(code)
-    return known if known is not None else Status(code, f"code_{code}", Phase.UNKNOWN)
+    if known is not None:
+        return known
+    registered = _REGISTERED.get(code)
+    return registered if registered is not None else _unrecognized(code)

@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from modelarts_exporter.config.addresses import ListenAddress, parse_listen_address
 from modelarts_exporter.config.endpoints import PRESETS, Cloud, Endpoints, preset
 from modelarts_exporter.config.errors import ConfigError
-from modelarts_exporter.config.listing import ListingOptions, Pagination
+from modelarts_exporter.config.listing import MAX_LIMIT, ListingOptions, Pagination, V2Options
 
 ENV_PREFIX = "MODELARTS_EXPORTER_"
 DEFAULT_PORT = 9878
@@ -139,6 +139,11 @@ class TargetOptions(BaseModel):
         description="File holding PASSWORD (a trailing line break is dropped), read when the "
         "settings are loaded. Preferred: the secret stays out of the environment and the process "
         "list. PASSWORD wins when both are set.",
+    )
+    api_version: Literal["v1", "v2", "both"] = Field(
+        "v1",
+        description="v1: job versions (GET /v1/…/training-jobs/versions); v2: jobs "
+        "(POST /v2/…/training-job-searches); both: the two, published as one target.",
     )
     # Polling.
     poll_interval_seconds: float = Field(
@@ -259,6 +264,26 @@ class TargetOptions(BaseModel):
             raise ValueError("POLL_MODE=incremental lists by status itself: unset STATUS")
         if self.poll_mode == "incremental" and self.pagination == "all":
             raise ValueError("POLL_MODE=incremental reads single pages: PAGINATION=all cannot")
+        return self
+
+    @model_validator(mode="after")
+    def _check_v2(self) -> Self:
+        if self.api_version == "v1":
+            return self
+        which = f"API_VERSION={self.api_version}"
+        if "page_size" in self.model_fields_set and self.page_size > MAX_LIMIT:
+            raise ValueError(
+                f"PAGE_SIZE {self.page_size} is above {MAX_LIMIT}, the most jobs a v2 page "
+                f"holds ({which})"
+            )
+        if self.poll_mode == "incremental":
+            raise ValueError(f"POLL_MODE=incremental is not available with {which} yet")
+        if self.pagination == "all":
+            raise ValueError(f"PAGINATION=all has no v2 equivalent (no limit=0): {which}")
+        if self.status is not None:
+            raise ValueError(f"STATUS is a v1 status code: unset it with {which}")
+        if self.sort_by != "create_time":
+            raise ValueError(f"SORT_BY must be create_time with {which}")
         return self
 
     @model_validator(mode="before")
@@ -391,6 +416,16 @@ class TargetOptions(BaseModel):
             pool_id=self.pool_id,
             workspace_ids=self.workspace_id,
             sort_by=self.sort_by,
+            order=self.order,
+        )
+
+    def v2_options(self) -> V2Options:
+        return V2Options(
+            page_size=min(self.page_size, MAX_LIMIT),
+            pagination="auto" if self.pagination == "all" else self.pagination,
+            max_concurrency=self.max_concurrency,
+            pool_id=self.pool_id,
+            workspace_ids=self.workspace_id,
             order=self.order,
         )
 

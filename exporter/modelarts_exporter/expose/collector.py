@@ -102,13 +102,27 @@ class StateCollector(Collector):
         snap = state.snapshot
         if snap is None:
             return
+        v2: dict[tuple[str, str], int] = {}
+        jobs = []
         for status, n in sorted(snap.by_status.items(), key=lambda item: item[0].code):
-            _add(f[m.VERSIONS.name], [project, status.name, status.phase.value], n)
+            if status.kind is None:
+                _add(f[m.VERSIONS.name], [project, status.name, status.phase.value], n)
+                continue
+            jobs.append(([project, status.kind, status.name, status.phase.value], n))
+            key = (status.name, status.phase.value)
+            v2[key] = v2.get(key, 0) + n
+        for labels, n in sorted(jobs):
+            _add(f[m.JOBS.name], labels, n)
+        # v2 jobs in the family dashboards read, summed over kinds (one series per status).
+        for (name, phase), n in sorted(v2.items()):
+            _add(f[m.VERSIONS.name], [project, name, phase], n)
         for (pool, flavor, phase), usage in sorted(snap.by_pool.items()):
             labels = [project, pool, flavor, phase.value]
             _add(f[m.POOL_VERSIONS.name], labels, usage.versions)
             _add(f[m.GPUS.name], labels, usage.gpus)
             _add(f[m.NPUS.name], labels, usage.npus)
+        for (pool, flavor, phase), n in snap.accelerators_unknown.items():
+            _add(f[m.ACCELERATORS_UNKNOWN.name], [project, pool, flavor, phase.value], n)
         for (pool, phase), histogram in sorted(snap.durations.items()):
             _add_histogram(f[m.DURATION.name], [project, pool, phase.value], histogram)
         for pool, histogram in sorted(snap.queue.items()):

@@ -82,6 +82,21 @@ OLDEST = _spec(
     "0 when none.",
     "project_id", "phase",
 )  # fmt: skip
+JOBS = _spec(
+    "modelarts_training_jobs",
+    "gauge",
+    "Training jobs of the v2 API currently listed, per job kind (job, visualization_job, …), phase "
+    "as the API names it (status) and phase group; the documented phases of kind job are always "
+    "present for a v2 target.",
+    "project_id", "job_kind", "status", "phase",
+)  # fmt: skip
+ACCELERATORS_UNKNOWN = _spec(
+    "modelarts_training_job_accelerators_unknown",
+    "gauge",
+    "Training jobs of the v2 API currently listed whose GPU/NPU count cannot be derived from "
+    "their flavor (counted in neither _gpus nor _npus), per pool, flavor and phase.",
+    "project_id", "pool_id", "flavor_code", "phase",
+)  # fmt: skip
 REPORTED = _spec(
     "modelarts_training_job_versions_reported",
     "gauge",
@@ -155,9 +170,9 @@ WEB_CONFIG_RELOAD_TIME = _spec(
 )  # fmt: skip
 
 ALL: tuple[MetricSpec, ...] = (
-    VERSIONS, POOL_VERSIONS, GPUS, NPUS, DURATION, QUEUE, GPU_SECONDS, NPU_SECONDS, OLDEST,
-    REPORTED, UP, LAST_SUCCESS, POLL_DURATION, POLL_ERRORS, API_REQUESTS, LISTINGS, BUILD_INFO,
-    SHARD_INFO, WEB_CONFIG_RELOAD_OK, WEB_CONFIG_RELOAD_TIME,
+    VERSIONS, JOBS, POOL_VERSIONS, GPUS, NPUS, ACCELERATORS_UNKNOWN, DURATION, QUEUE, GPU_SECONDS,
+    NPU_SECONDS, OLDEST, REPORTED, UP, LAST_SUCCESS, POLL_DURATION, POLL_ERRORS, API_REQUESTS,
+    LISTINGS, BUILD_INFO, SHARD_INFO, WEB_CONFIG_RELOAD_OK, WEB_CONFIG_RELOAD_TIME,
 )  # fmt: skip
 
 POLL_DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

@@ -54,6 +54,7 @@ def _target_rows(state: TargetState, now: float) -> str:
     rows = [
         ("Status", status),
         ("Project", escape(state.project_id)),
+        ("API", escape(state.api_version)),
         ("Last poll", f"{_when(state.last_poll_end, now)}, took {duration}"),
         ("Last success", _when(state.last_success, now)),
         ("Last error", error),

@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from types import MappingProxyType
 
 import anyio
 
 from modelarts_exporter.cloud.errors import PollError, Reason
+from modelarts_exporter.cloud.statuses import Status
 from modelarts_exporter.expose.metrics import POLL_DURATION_BUCKETS
 from modelarts_exporter.listing.incremental import IncrementalLister
 from modelarts_exporter.listing.inventory import Listed, Observations
@@ -47,7 +48,10 @@ class TargetPoller:
         incremental: IncrementalLister | None = None,
         full_listing_every: int = 1,
         clock: Callable[[], float] = time.time,
+        statuses: Iterable[Status] | None = None,
+        api_version: str = "v1",
     ) -> None:
+        """``statuses``: exported even when no version has them (default: v1's)."""
         self.target = target
         self.interval_seconds = interval_seconds
         self._project_id = project_id
@@ -55,7 +59,7 @@ class TargetPoller:
         self._store = store
         self._timeout = timeout_seconds
         self._clock = clock
-        self._ledger = Ledger()
+        self._ledger = Ledger(statuses)
         self._incremental = incremental
         self._full_every = full_listing_every
         self._since_full = 0
@@ -66,7 +70,10 @@ class TargetPoller:
         self._durations = HistogramBuilder(POLL_DURATION_BUCKETS)
         self._unrecognized: set[int] = set()
         self._state = TargetState(
-            target=target, project_id=project_id, interval_seconds=interval_seconds
+            target=target,
+            project_id=project_id,
+            interval_seconds=interval_seconds,
+            api_version=api_version,
         )
         store.publish(self._state)
 

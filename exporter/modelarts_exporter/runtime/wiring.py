@@ -17,15 +17,20 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from modelarts_exporter import __version__, logs
+from modelarts_exporter.cloud import v2_statuses
 from modelarts_exporter.cloud.auth import AkSkAuth, IamPasswordAuth, StaticTokenAuth
 from modelarts_exporter.cloud.client import ApiClient, RetryPolicy
+from modelarts_exporter.cloud.statuses import KNOWN
 from modelarts_exporter.config.errors import ConfigError
 from modelarts_exporter.config.settings import Settings, TargetOptions, TargetSettings
 from modelarts_exporter.expose.collector import StateCollector
 from modelarts_exporter.http.reload import LiveWebConfig
 from modelarts_exporter.http.webconfig import WebConfigError
+from modelarts_exporter.listing.both import BothSources
 from modelarts_exporter.listing.incremental import IncrementalLister
+from modelarts_exporter.listing.source import JobSource
 from modelarts_exporter.listing.v1 import V1Source
+from modelarts_exporter.listing.v2 import V2Source
 from modelarts_exporter.runtime.poller import TargetPoller
 from modelarts_exporter.snapshot.store import ReloadStatus, StateStore
 
@@ -124,7 +129,16 @@ def build_target(
 
     # A project given by name is resolved through IAM (the token's scope) before its first page.
     resolve = auth.project_id if isinstance(auth, IamPasswordAuth) else None
-    source = V1Source(client, settings.project_id, settings.listing_options(), resolve)
+    v1 = V1Source(client, settings.project_id, settings.listing_options(), resolve)
+    source: JobSource = v1
+    statuses = list(KNOWN.values())
+    if settings.api_version != "v1":
+        # Settings refuse incremental polling with v2, so only a V1Source meets IncrementalLister.
+        base = len(v1.workspaces) if settings.api_version == "both" else 0
+        v2 = V2Source(client, settings.project_id, settings.v2_options(), resolve, base)
+        source = v2 if settings.api_version == "v2" else BothSources(v1, v2)
+        v2_known = list(v2_statuses.documented())
+        statuses = v2_known if settings.api_version == "v2" else statuses + v2_known
     poller = TargetPoller(
         target=settings.name,
         project_id=settings.project_id or "",
@@ -133,8 +147,10 @@ def build_target(
         interval_seconds=settings.poll_interval_seconds,
         timeout_seconds=settings.poll_timeout,
         requests=requests,
-        incremental=IncrementalLister(source) if settings.poll_mode == "incremental" else None,
+        incremental=IncrementalLister(v1) if settings.poll_mode == "incremental" else None,
         full_listing_every=settings.full_listing_every,
+        statuses=statuses,
+        api_version=settings.api_version,
     )
     return Target(poller, client, auth)
 

@@ -14,6 +14,7 @@ from .handler import QueryRecord, Stats
 from .iam import Iam, IamUser
 from .server import ServerOptions, SimulatorServer, serve
 from .tenant import Tenant
+from .v2_tenant import V2Tenant
 
 __all__ = [
     "ABSENT",
@@ -28,5 +29,6 @@ __all__ = [
     "SimulatorServer",
     "Stats",
     "Tenant",
+    "V2Tenant",
     "serve",
 ]

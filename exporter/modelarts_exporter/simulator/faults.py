@@ -49,6 +49,9 @@ class FaultKind(StrEnum):
     """The request is read, nothing is sent for a while, then the connection is closed."""
     SHIFT = "shift"
     """Not an error: versions are created just before the real answer (jobs created mid-poll)."""
+    V2_ERROR = "v2_error"
+    """A v2 error answer: ``http_status`` with ``error_code``/``error_msg``/``error_solution``,
+    or the gateway's nested ``{"error": {"code", "message"}}`` (``shape="nested"``)."""
 
 
 TRANSPORT_KINDS: Final = frozenset(
@@ -131,6 +134,12 @@ class FaultRule:
     hang_seconds: float = 10.0
     shift_count: int = 3
     """``SHIFT``: versions created before answering."""
+    http_status: int = 400
+    """``V2_ERROR``: the HTTP status."""
+    error_code: str = "ModelArts.2788"
+    """``V2_ERROR``: the code."""
+    error_solution: str | None = None
+    v2_shape: Literal["flat", "nested"] = "flat"
     remaining: int | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -248,4 +257,11 @@ def canned_response(rule: FaultRule) -> CannedResponse | None:
         return _json(200, _wrong_shape(rule.shape))
     if kind is FaultKind.EMPTY_BODY:
         return CannedResponse(200, b"")
+    if kind is FaultKind.V2_ERROR:
+        body: dict[str, object] = {"error_code": rule.error_code, "error_msg": rule.error_message}
+        if rule.error_solution is not None:
+            body["error_solution"] = rule.error_solution
+        if rule.v2_shape == "nested":
+            body = {"error": {"code": rule.error_code, "message": rule.error_message}}
+        return _json(rule.http_status, body, *retry)
     return None

@@ -27,6 +27,9 @@ from .faults import TRANSPORT_KINDS, FaultKind, FaultPlan, FaultRule, RequestInf
 from .gateway import Gateway
 from .iam import Iam
 from .tenant import OffsetMode, Tenant
+from .v2_api import ROUTE as V2_ROUTE
+from .v2_api import CountMode, answer_search
+from .v2_tenant import V2Tenant
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,9 @@ class Context:
     """Set when the server stops: ends every sleep (latency, hang, drip) at once."""
     iam: Iam | None = None
     """Serves ``POST /v3/auth/tokens`` when set (IAM and ModelArts share one port here)."""
+    v2: V2Tenant | None = None
+    """Serves ``POST /v2/{project_id}/training-job-searches`` when set."""
+    count_mode: CountMode = "matching"
 
 
 class HTTPServer(ThreadingHTTPServer):
@@ -153,6 +159,17 @@ class HTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: _Request, client_address: object) -> None:
         log.debug("connection error client=%s", client_address, exc_info=True)
+
+
+def _v2_paging(body: bytes) -> dict[str, str]:
+    """A v2 request's paging fields, as the query of a v1 one (for fault rules and stats)."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    if not isinstance(request, dict):
+        return {}
+    return {key: str(request[key]) for key in ("offset", "limit", "workspace_id") if key in request}
 
 
 def _encode(payload: object) -> bytes:
@@ -240,6 +257,9 @@ class Handler(BaseHTTPRequestHandler):
         context = self.context
         pairs = parse_qsl(url.query, keep_blank_values=True)
         query = dict(pairs)
+        v2_route = V2_ROUTE.fullmatch(url.path) if self.command == "POST" else None
+        if v2_route is not None:
+            query = _v2_paging(body)
         record = QueryRecord(
             lenient_uint(query.get("offset")),
             lenient_uint(query.get("limit")),
@@ -272,15 +292,25 @@ class Handler(BaseHTTPRequestHandler):
         rule = context.faults.pick(request)
         if rule is not None and self._fault(rule, request):
             return
-        answer = answer_versions(
-            context.tenant,
-            project_id=context.project_id,
-            offset_mode=context.offset_mode,
-            max_limit=context.max_limit,
-            method=self.command,
-            path=url.path,
-            query=query,
-        )
+        if v2_route is not None and context.v2 is not None:
+            answer = answer_search(
+                context.v2,
+                project_id=context.project_id,
+                project_in_path=v2_route.group(1),
+                body=body,
+                offset_mode=context.offset_mode,
+                count_mode=context.count_mode,
+            )
+        else:
+            answer = answer_versions(
+                context.tenant,
+                project_id=context.project_id,
+                offset_mode=context.offset_mode,
+                max_limit=context.max_limit,
+                method=self.command,
+                path=url.path,
+                query=query,
+            )
         payload = _encode(answer.payload)
         if rule is not None and rule.kind is FaultKind.TRUNCATED:
             self._head(answer.status, len(payload))
@@ -300,6 +330,11 @@ class Handler(BaseHTTPRequestHandler):
         if rule.kind is FaultKind.SHIFT:
             # Into the workspace being polled, so that the client's paging really shifts.
             workspace = request.query.get("workspace_id") or "0"
+            v2 = self.context.v2
+            if v2 is not None and V2_ROUTE.fullmatch(request.path):
+                for _ in range(rule.shift_count):
+                    v2.add_job("Creating", workspace=workspace)
+                return False
             self.context.tenant.create_versions(rule.shift_count, workspace_id=workspace)
             return False
         if rule.kind is FaultKind.RESET:

@@ -27,6 +27,8 @@ from .gateway import Gateway
 from .handler import Context, HTTPServer, Recorder, Stats
 from .iam import Iam
 from .tenant import OffsetMode, Tenant
+from .v2_api import CountMode
+from .v2_tenant import V2Tenant
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ class ServerOptions(TypedDict, total=False):
     max_clock_skew_s: float
     realtime_speed: float
     iam: Iam | None
+    v2: V2Tenant | None
+    count_mode: CountMode
 
 
 class SimulatorServer:
@@ -77,6 +81,8 @@ class SimulatorServer:
         max_clock_skew_s: float = 900,
         realtime_speed: float = 0.0,
         iam: Iam | None = None,
+        v2: V2Tenant | None = None,
+        count_mode: CountMode = "matching",
     ) -> None:
         gateway = Gateway(
             tokens=tokens,
@@ -96,6 +102,8 @@ class SimulatorServer:
             recorder=Recorder(),
             stopping=threading.Event(),
             iam=iam,
+            v2=v2,
+            count_mode=count_mode,
         )
         self._address = (host, port)
         self._realtime_speed = realtime_speed
@@ -105,6 +113,13 @@ class SimulatorServer:
     @property
     def tenant(self) -> Tenant:
         return self._context.tenant
+
+    @property
+    def v2(self) -> V2Tenant:
+        """The v2 jobs served (an error when the simulator serves v1 only)."""
+        if self._context.v2 is None:
+            raise RuntimeError("this simulator serves no v2 jobs")
+        return self._context.v2
 
     @property
     def faults(self) -> FaultPlan:
@@ -171,6 +186,8 @@ class SimulatorServer:
         while not self._context.stopping.wait(_CLOCK_TICK_S):
             now = time.monotonic()
             self.tenant.advance(self._realtime_speed * (now - last))
+            if self._context.v2 is not None:
+                self._context.v2.advance(self._realtime_speed * (now - last))
             last = now
 
     # ----------------------------------------------------------------------- runtime control

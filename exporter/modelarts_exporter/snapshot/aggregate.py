@@ -116,6 +116,10 @@ class Snapshot:
     npu_seconds: Mapping[FlavorKey, float]
     listings: Mapping[ListingKind, int] = field(default_factory=lambda: MappingProxyType({}))
     """Complete listings so far, by kind (``full``, ``incremental``)."""
+    accelerators_unknown: Mapping[PoolKey, int] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """v2 jobs whose GPU/NPU count cannot be known (in neither ``gpus`` nor ``npus``)."""
 
     def phase_totals(self) -> dict[Phase, int]:
         totals = dict.fromkeys(Phase, 0)
@@ -134,7 +138,7 @@ class Snapshot:
 
     @property
     def unrecognized_codes(self) -> frozenset[int]:
-        return frozenset(s.code for s in self.by_status if s.code not in KNOWN)
+        return frozenset(s.code for s in self.by_status if s.code not in KNOWN and s.kind is None)
 
 
 def run_seconds(version: Version) -> float:
@@ -166,7 +170,9 @@ class Ledger:
     """Observe-once state of one target plus what its last complete listing held. The poller
     feeds it complete listings only (:meth:`commit`), so a failed poll leaves it untouched."""
 
-    def __init__(self) -> None:
+    def __init__(self, statuses: Iterable[Status] | None = None) -> None:
+        """``statuses``: those exported even when no version has them (default: v1's)."""
+        self._statuses = tuple(KNOWN.values() if statuses is None else statuses)
         self._baseline_done = False
         self.listed: Listed | None = None
         """The last complete listing; ``None`` before the first."""
@@ -227,9 +233,15 @@ class Ledger:
         by_code: dict[int, int] = {}
         usage: dict[PoolKey, list[int]] = {}
         oldest_ms: dict[Phase, int] = {}
+        unknown: dict[PoolKey, int] = {}
 
         def count(
-            status: int, pool: str | None, flavor: str | None, gpus: int, npus: int, n: int
+            status: int,
+            pool: str | None,
+            flavor: str | None,
+            gpus: int | None,
+            npus: int | None,
+            n: int,
         ) -> None:
             by_code[status] = by_code.get(status, 0) + n
             key = (pool or PUBLIC_POOL, flavor or UNKNOWN_FLAVOR, status_of(status).phase)
@@ -237,19 +249,20 @@ class Ledger:
             if counts is None:
                 counts = usage[key] = [0, 0, 0]
             counts[0] += n
-            counts[1] += n * gpus
-            counts[2] += n * npus
+            counts[1] += n * (gpus or 0)
+            counts[2] += n * (npus or 0)
+            # A v2 job says "no idea" with both None; a v1 version's None has always meant 0.
+            if gpus is None and npus is None and status_of(status).kind is not None:
+                unknown[key] = unknown.get(key, 0) + n
 
         for (status, pool, flavor, gpus, npus), n in listed.terminal.items():
-            count(status, pool, flavor, gpus or 0, npus or 0, n)
+            count(status, pool, flavor, gpus, npus, n)
         for v in listed.active.values():
-            count(
-                v["status"], v["pool_id"], v["flavor_code"], v["gpu_num"] or 0, v["npu_num"] or 0, 1
-            )
+            count(v["status"], v["pool_id"], v["flavor_code"], v["gpu_num"], v["npu_num"], 1)
             phase = status_of(v["status"]).phase
             if v["create_time"] and v["create_time"] < oldest_ms.get(phase, 2**63):
                 oldest_ms[phase] = v["create_time"]
-        by_status = {status: 0 for status in KNOWN.values()}
+        by_status = dict.fromkeys(self._statuses, 0)
         for code, n in sorted(by_code.items()):
             by_status[status_of(code)] = n
         oldest = {
@@ -268,6 +281,7 @@ class Ledger:
             gpu_seconds=_seconds(self._gpu_ms),
             npu_seconds=_seconds(self._npu_ms),
             listings=MappingProxyType(dict(self._listings)),
+            accelerators_unknown=MappingProxyType(dict(sorted(unknown.items()))),
         )
 
 

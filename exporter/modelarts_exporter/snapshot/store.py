@@ -45,6 +45,8 @@ class TargetState:
     errors: Mapping[Reason, int] = field(default_factory=lambda: MappingProxyType({}))
     api_requests: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     interval_seconds: float = 60.0
+    api_version: str = "v1"
+    """Which ModelArts API the target is listed through: v1, v2 or both."""
 
 
 Watcher = Callable[[str, TargetState | None], None]

@@ -242,7 +242,7 @@ spec:
       env:
         - name: MODELARTS_EXPORTER_LISTEN_ADDRESS
           value: "0.0.0.0:9878"
-        {{- range $env, $value := dict "MODELARTS_EXPORTER_CLOUD" .Values.config.cloud "MODELARTS_EXPORTER_REGION" .Values.config.region "MODELARTS_EXPORTER_ENDPOINT" .Values.config.endpoint "MODELARTS_EXPORTER_IAM_ENDPOINT" .Values.config.iamEndpoint "MODELARTS_EXPORTER_PROJECT_ID" .Values.config.projectId "MODELARTS_EXPORTER_PROJECT_NAME" .Values.config.projectName }}
+        {{- range $env, $value := dict "MODELARTS_EXPORTER_CLOUD" .Values.config.cloud "MODELARTS_EXPORTER_REGION" .Values.config.region "MODELARTS_EXPORTER_ENDPOINT" .Values.config.endpoint "MODELARTS_EXPORTER_IAM_ENDPOINT" .Values.config.iamEndpoint "MODELARTS_EXPORTER_PROJECT_ID" .Values.config.projectId "MODELARTS_EXPORTER_PROJECT_NAME" .Values.config.projectName "MODELARTS_EXPORTER_API_VERSION" .Values.config.apiVersion }}
         {{- if $value }}
         - name: {{ $env }}
           value: {{ $value | quote }}
