@@ -10,13 +10,14 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import hostile_pages, make_version
 from modelarts_exporter.cloud.errors import PollError, Reason
 from modelarts_exporter.cloud.models import Version, parse_page
 from modelarts_exporter.cloud.statuses import KNOWN, Phase, status_of
 from modelarts_exporter.expose.collector import StateCollector
 from modelarts_exporter.snapshot.aggregate import DURATION_BUCKETS, Ledger, Snapshot, run_seconds
 from modelarts_exporter.snapshot.store import TargetState
+from support.hostile import hostile_pages
+from support.simulation import make_version
 
 NOW = 1_800_000_000.0
 T0 = int(NOW * 1000) - 3_600_000  # an hour ago, in ms

@@ -14,25 +14,18 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import (
-    TOKEN,
-    Exporter,
-    SimFactory,
-    assert_matches_truth,
-    background,
-    free_port,
-    parse_samples,
-    select,
-    truth,
-    wait_for,
-)
 from modelarts_exporter.cloud import client as client_module
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.runtime.service import Exporter as Runtime
 from modelarts_exporter.simulator import FaultKind, FaultRule, SimulatorServer
+from support.processes import background, free_port
+from support.secrets import TOKEN
+from support.simulation import InProcessExporter, SimFactory, parse_samples, select
+from support.truth import assert_matches_truth, truth
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.anyio
-MakeExporter = Callable[..., Exporter]
+MakeExporter = Callable[..., InProcessExporter]
 
 
 def target_entry(sim: SimulatorServer, name: str, **extra: Any) -> str:

@@ -14,13 +14,14 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from conftest import Exporter, SimFactory, assert_matches_truth, select, truth
 from modelarts_exporter.cloud.auth import IamPasswordAuth
 from modelarts_exporter.cloud.errors import Reason
 from modelarts_exporter.simulator import FaultKind, FaultRule, Iam, IamUser, SimulatorServer
+from support.simulation import InProcessExporter, SimFactory, select
+from support.truth import assert_matches_truth, truth
 
 pytestmark = pytest.mark.anyio
-MakeExporter = Callable[..., Exporter]
+MakeExporter = Callable[..., InProcessExporter]
 PASSWORD = "pa55-word-never-shown"
 
 

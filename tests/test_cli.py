@@ -11,20 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import (
-    SECRET_KEY,
-    TOKEN,
-    WRONG_TOKEN,
-    SimFactory,
-    background,
-    free_port,
-    parse_samples,
-    run_cli,
-    select,
-    sim_env,
-    wait_for,
-)
 from modelarts_exporter.simulator import SimulatorServer, Tenant
+from support.processes import background, free_port, run_cli, sim_env
+from support.secrets import SECRET_KEY, TOKEN, WRONG_TOKEN
+from support.simulation import SimFactory, parse_samples, select
+from support.waiting import wait_for
 
 PROMTOOL = shutil.which("promtool")
 

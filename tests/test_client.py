@@ -17,7 +17,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SimFactory, exporter_settings, hostile_pages, json_values
 from modelarts_exporter.cloud.client import ApiClient, parse_retry_after
 from modelarts_exporter.cloud.errors import PollError, Reason
 from modelarts_exporter.cloud.models import Page
@@ -26,6 +25,8 @@ from modelarts_exporter.config.targets import resolve
 from modelarts_exporter.runtime.service import build_target
 from modelarts_exporter.simulator import FaultKind, FaultRule
 from modelarts_exporter.snapshot.store import StateStore
+from support.hostile import hostile_pages, json_values
+from support.simulation import SimFactory, exporter_settings
 
 PATH = "/v1/p1/training-jobs/versions"
 Behaviour = Callable[[socket.socket, threading.Event], None]

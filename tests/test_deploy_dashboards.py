@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from deploy_helpers import (
+from support.deploy import (
     NODE_DIR,
     TEMPLATE_SUBSTITUTIONS,
     alert_expressions,

@@ -12,41 +12,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from conftest import Pki, SimFactory, background, note_output, sim_env, wait_for, write_config
-from deploy_helpers import DOCKERFILE, REPO, free_port, run, tool
-
-
-@dataclass
-class Stage:
-    base: str
-    name: str | None
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[str]:
-        return [args for instruction, args in self.instructions if instruction == keyword]
-
-
-def stages() -> list[Stage]:
-    """The Dockerfile's stages with their (INSTRUCTION, arguments); continuations joined."""
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
-    result: list[Stage] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        instruction, _, args = line.partition(" ")
-        instruction = instruction.upper()
-        if instruction == "FROM":
-            base, _, name = args.partition(" AS ")
-            result.append(Stage(base.strip(), name.strip() or None))
-        elif result:
-            result[-1].instructions.append((instruction, " ".join(args.split())))
-    return result
+from support.deploy import DOCKERFILE, REPO, run, stages, tool
+from support.pki import Pki, write_config
+from support.processes import background, free_port, sim_env
+from support.secrets import note_output
+from support.simulation import SimFactory
+from support.waiting import wait_for
 
 
 def test_hadolint_is_clean() -> None:

@@ -16,7 +16,10 @@ import pytest
 import trustme
 import yaml
 
-from deploy_helpers import (
+from modelarts_exporter.config.settings import ENV_PREFIX, SECRET_FIELDS, Settings, load
+from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.http.webconfig import load as load_web_config
+from support.deploy import (
     CHART,
     CI_VALUES,
     DASHBOARDS,
@@ -28,9 +31,6 @@ from deploy_helpers import (
     run,
     tool,
 )
-from modelarts_exporter.config.settings import ENV_PREFIX, SECRET_FIELDS, Settings, load
-from modelarts_exporter.config.targets import resolve
-from modelarts_exporter.http.webconfig import load as load_web_config
 
 # The defaults and every ci/<name>-values.yaml, by <name>.
 VALUE_SETS = {

@@ -35,17 +35,17 @@ import httpx
 import pytest
 import yaml
 
-from conftest import TOKEN
-from deploy_helpers import (
+from modelarts_exporter.simulator import FaultKind, FaultRule, SimulatorServer, Tenant
+from support.deploy import (
     PLAIN_RULES,
     SCRAPE_EXAMPLE,
     TEMPLATE_SUBSTITUTIONS,
     alert_expressions,
     dashboard_queries,
-    free_port,
     tool,
 )
-from modelarts_exporter.simulator import FaultKind, FaultRule, SimulatorServer, Tenant
+from support.processes import free_port
+from support.secrets import TOKEN
 
 LIVE_PROJECT = "live-project"
 STUCK_PROJECT = "stuck-project"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy_helpers import (
+from support.deploy import (
     ALERTMANAGER_EXAMPLE,
     CHART,
     PLAIN_RULES,

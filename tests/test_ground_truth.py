@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import Exporter, SimFactory, assert_matches_truth, select, truth
 from modelarts_exporter.cloud.statuses import TERMINAL_PHASES, status_of
+from support.simulation import InProcessExporter, SimFactory, select
+from support.truth import assert_matches_truth, truth
 
 pytestmark = pytest.mark.anyio
-MakeExporter = Callable[..., Exporter]
+MakeExporter = Callable[..., InProcessExporter]
 Record = dict[str, object]
 DURATION_COUNT = "modelarts_training_job_duration_seconds_count"
 GPU_SECONDS = "modelarts_training_job_gpu_seconds_total"

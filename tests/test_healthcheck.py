@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, write_config
 from modelarts_exporter.config.settings import ConfigError, Settings, load
 from modelarts_exporter.http.healthcheck import HealthcheckSettings, UnhealthyError, check, loopback
+from support.pki import write_config
+from support.processes import free_port
 
 
 @contextmanager

@@ -10,14 +10,14 @@ from dataclasses import replace
 
 import pytest
 
-from conftest import Clock, Exporter, SimFactory, select
 from modelarts_exporter.snapshot.aggregate import Snapshot
+from support.simulation import Clock, InProcessExporter, SimFactory, select
 
 pytestmark = pytest.mark.anyio
-MakeExporter = Callable[..., Exporter]
+MakeExporter = Callable[..., InProcessExporter]
 
 
-def job_samples(exporter: Exporter) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+def job_samples(exporter: InProcessExporter) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return {
         key: value
         for key, value in exporter.samples().items()
@@ -25,14 +25,14 @@ def job_samples(exporter: Exporter) -> dict[tuple[str, frozenset[tuple[str, str]
     }
 
 
-def snapshot(exporter: Exporter) -> Snapshot:
+def snapshot(exporter: InProcessExporter) -> Snapshot:
     """The snapshot, except the count of listings by kind (which differs by design)."""
     current = exporter.target.poller.state.snapshot
     assert current is not None
     return replace(current, listings={})
 
 
-def requests(exporter: Exporter) -> float:
+def requests(exporter: InProcessExporter) -> float:
     return select(exporter.samples(), "modelarts_exporter_api_requests_total")
 
 

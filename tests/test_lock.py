@@ -11,7 +11,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from test_deploy_docker import stages
+from support.deploy import stages
 
 REPO = Path(__file__).resolve().parent.parent
 LOCK = REPO / "requirements.lock"

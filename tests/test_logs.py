@@ -13,30 +13,18 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from conftest import (
-    _WATCH,
-    SECRET_KEY,
-    SECURITY_TOKEN,
-    TOKEN,
-    Exporter,
-    SimFactory,
-    _leaks,
-    background,
-    free_port,
-    parse_samples,
-    run_cli,
-    select,
-    sim_env,
-    wait_for,
-)
 from modelarts_exporter import logs
 from modelarts_exporter.cloud.auth import AkSkAuth, StaticTokenAuth
 from modelarts_exporter.config.settings import ConfigError, Settings, load
 from modelarts_exporter.config.targets import resolve
 from modelarts_exporter.expose.statuspage import render_status_page
 from modelarts_exporter.simulator import FaultKind, FaultRule
+from support.processes import background, free_port, run_cli, sim_env
+from support.secrets import SECRET_KEY, SECURITY_TOKEN, TOKEN, WATCH, leaks
+from support.simulation import InProcessExporter, SimFactory, parse_samples, select
+from support.waiting import wait_for
 
-MakeExporter = Callable[..., Exporter]
+MakeExporter = Callable[..., InProcessExporter]
 NOISY = ("httpx", "apscheduler")
 ECHOING = FaultRule(FaultKind.API_ERROR, error_message=f"token {TOKEN} is not valid here")
 """A gateway that quotes the credential it refuses."""
@@ -44,8 +32,8 @@ ECHOING = FaultRule(FaultKind.API_ERROR, error_message=f"token {TOKEN} is not va
 
 def test_the_watch_sees_secrets_in_raw_log_records() -> None:
     logging.getLogger("modelarts_exporter.test").debug("header X-Auth-Token: %s", TOKEN)
-    found = list(_leaks)
-    _leaks.clear()  # this leak was on purpose
+    found = list(leaks)
+    leaks.clear()  # this leak was on purpose
     assert len(found) == 1 and "modelarts_exporter.test" in found[0]
     assert TOKEN not in found[0]  # the report itself shows only the start
 
@@ -62,7 +50,7 @@ def test_configured_logging_masks_messages_arguments_and_tracebacks() -> None:
     try:
         logs.configure("DEBUG", "json", stream)
         logs.redact(SECURITY_TOKEN)
-        root.addHandler(_WATCH)
+        root.addHandler(WATCH)
         log = logging.getLogger("modelarts_exporter.test")
         log.info("token=%s", SECURITY_TOKEN)
         try:
@@ -73,7 +61,7 @@ def test_configured_logging_masks_messages_arguments_and_tracebacks() -> None:
         root.handlers[:], root.level = saved[0], saved[1]
         for name, level in saved[2].items():
             logging.getLogger(name).setLevel(level)
-        _leaks.clear()  # the raw records held the secret on purpose
+        leaks.clear()  # the raw records held the secret on purpose
     written = stream.getvalue()
     assert SECURITY_TOKEN not in written and written.count(logs.MASK) == 2
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import json_values
 from modelarts_exporter.cloud.errors import PollError, Reason
 from modelarts_exporter.cloud.models import parse_error_body, parse_page
 from modelarts_exporter.simulator.faults import SAMPLE_BODY
+from support.hostile import json_values
 
 SAMPLE_RECORD = {
     "version_id": 1485,

@@ -10,23 +10,14 @@ from collections.abc import Callable
 import anyio
 import pytest
 
-from conftest import (
-    SECRET_KEY,
-    SECURITY_TOKEN,
-    TOKEN,
-    WRONG_SECRET_KEY,
-    WRONG_TOKEN,
-    Exporter,
-    SimFactory,
-    assert_matches_truth,
-    select,
-    truth,
-)
 from modelarts_exporter.cloud.errors import Reason
 from modelarts_exporter.simulator import FaultKind, FaultRule
+from support.secrets import SECRET_KEY, SECURITY_TOKEN, TOKEN, WRONG_SECRET_KEY, WRONG_TOKEN
+from support.simulation import InProcessExporter, SimFactory, select
+from support.truth import assert_matches_truth, truth
 
 pytestmark = pytest.mark.anyio
-MakeExporter = Callable[..., Exporter]
+MakeExporter = Callable[..., InProcessExporter]
 
 FAULT_REASONS = [
     (FaultRule(FaultKind.THROTTLE), Reason.THROTTLED),

@@ -20,15 +20,15 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from conftest import Clock, Exporter, SimFactory
 from modelarts_exporter import __version__
 from modelarts_exporter.http import http11
 from modelarts_exporter.http.server import ExporterApp, HttpServer
 from modelarts_exporter.runtime.service import build_registry
 from modelarts_exporter.simulator import FaultKind, FaultRule
 from modelarts_exporter.snapshot.store import StateStore, TargetState
+from support.simulation import Clock, InProcessExporter, SimFactory
 
-MakeExporter = Callable[..., Exporter]
+MakeExporter = Callable[..., InProcessExporter]
 
 
 Serve = Callable[[StateStore, CollectorRegistry, "Clock"], tuple[ExporterApp, str]]

@@ -13,22 +13,15 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from conftest import (
-    Exporter,
-    SimFactory,
-    background,
-    free_port,
-    parse_samples,
-    select,
-    sim_env,
-    wait_for,
-)
 from modelarts_exporter.http.process import ServingProcess, apply, dumps, loads
 from modelarts_exporter.http.server import ExporterApp, HttpServer
 from modelarts_exporter.runtime.service import POLL_NICENESS, build_registry
 from modelarts_exporter.snapshot.store import StateStore
+from support.processes import background, free_port, sim_env
+from support.simulation import InProcessExporter, SimFactory, parse_samples, select
+from support.waiting import wait_for
 
-MakeExporter = Callable[..., Exporter]
+MakeExporter = Callable[..., InProcessExporter]
 
 
 def _children(pid: int) -> list[int]:

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from conftest import SECRET_KEY
 from modelarts_exporter.config.settings import ConfigError, Settings, load, parse_listen_address
 from modelarts_exporter.config.targets import resolve
+from support.secrets import SECRET_KEY
 
 SECRET = SECRET_KEY
 

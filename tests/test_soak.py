@@ -21,22 +21,16 @@ from pathlib import Path
 import anyio
 import pytest
 
-from conftest import (
-    Exporter,
-    SimFactory,
-    Truth,
-    assert_matches_truth,
-    assert_snapshot_matches_truth,
-    truth,
-)
 from modelarts_exporter.cloud.client import RetryPolicy
 from modelarts_exporter.cloud.errors import Reason
 from modelarts_exporter.listing.v1 import MAX_PASSES
 from modelarts_exporter.simulator import ABSENT, FaultKind, FaultRule, SimulatorServer
 from modelarts_exporter.snapshot.aggregate import Snapshot
+from support.simulation import InProcessExporter, SimFactory
+from support.truth import Truth, assert_matches_truth, assert_snapshot_matches_truth, truth
 
 pytestmark = pytest.mark.anyio
-MakeExporter = Callable[..., Exporter]
+MakeExporter = Callable[..., InProcessExporter]
 
 SOAK_POLLS = int(os.environ.get("SOAK_POLLS", "2000"))
 WARM_UP_POLLS = max(min(100, SOAK_POLLS // 2), SOAK_POLLS // 10)

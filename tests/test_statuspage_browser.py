@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TOKEN, Exporter, SimFactory, truth
-from deploy_helpers import REPO, tool
 from modelarts_exporter import __version__
 from modelarts_exporter.cloud.statuses import Phase
 from modelarts_exporter.http.server import ExporterApp, HttpServer
 from modelarts_exporter.runtime.service import build_registry
 from modelarts_exporter.simulator import FaultKind, FaultRule
+from support.deploy import REPO, tool
+from support.secrets import TOKEN
+from support.simulation import InProcessExporter, SimFactory
+from support.truth import truth
 
 pytestmark = pytest.mark.anyio
 
@@ -105,11 +107,11 @@ def rendered(url: str, screenshot: Path, profile: Path) -> _PageText:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Exporter], str]]:
+def serve() -> Iterator[Callable[[InProcessExporter], str]]:
     """Serves an exporter's states over HTTP, as `serve` does; stopped after the test."""
     servers: list[HttpServer] = []
 
-    def start(exporter: Exporter) -> str:
+    def start(exporter: InProcessExporter) -> str:
         app = ExporterApp(
             exporter.store, build_registry(exporter.store), ready_intervals=3, version=__version__
         )
@@ -125,8 +127,8 @@ def serve() -> Iterator[Callable[[Exporter], str]]:
 
 async def test_status_page_after_a_good_and_a_failed_poll(
     simulator: SimFactory,
-    exporter_for: Callable[..., Exporter],
-    serve: Callable[[Exporter], str],
+    exporter_for: Callable[..., InProcessExporter],
+    serve: Callable[[InProcessExporter], str],
     tmp_path: Path,
 ) -> None:
     ARTIFACTS.mkdir(exist_ok=True)

@@ -10,17 +10,18 @@ from typing import Any
 import anyio
 import pytest
 
-from conftest import Exporter, SimFactory, assert_matches_truth, make_version, select, truth
 from modelarts_exporter.cloud.errors import PollError, Reason
 from modelarts_exporter.cloud.models import Page, Version
 from modelarts_exporter.listing.v1 import ListingOptions, V1Source
 from modelarts_exporter.simulator import FaultKind, FaultRule
+from support.simulation import InProcessExporter, SimFactory, make_version, select
+from support.truth import assert_matches_truth, truth
 
 pytestmark = pytest.mark.anyio
-MakeExporter = Callable[..., Exporter]
+MakeExporter = Callable[..., InProcessExporter]
 
 
-def source_of(exporter: Exporter) -> V1Source:
+def source_of(exporter: InProcessExporter) -> V1Source:
     source = exporter.target.poller._source  # the wiring under test
     assert isinstance(source, V1Source)
     return source

@@ -21,24 +21,17 @@ import httpx
 import pytest
 import trustme
 
-from conftest import (
-    BASIC_AUTH_PASSWORD,
-    Pki,
-    SimFactory,
-    background,
-    free_port,
-    parse_samples,
-    select,
-    sim_env,
-    wait_for,
-    write_config,
-)
 from modelarts_exporter.config.settings import ConfigError, load
 from modelarts_exporter.http.server import ExporterApp, HttpServer
 from modelarts_exporter.http.webconfig import BasicAuth, WebConfig, WebConfigError, Wsgi, protect
 from modelarts_exporter.http.webconfig import load as load_web_config
 from modelarts_exporter.runtime.service import build_registry
 from modelarts_exporter.snapshot.store import StateStore, TargetState
+from support.pki import Pki, write_config
+from support.processes import background, free_port, sim_env
+from support.secrets import BASIC_AUTH_PASSWORD
+from support.simulation import SimFactory, parse_samples, select
+from support.waiting import wait_for
 
 USER = "prometheus"
 PASSWORD = BASIC_AUTH_PASSWORD

@@ -19,23 +19,15 @@ import httpx
 import pytest
 import trustme
 
-from conftest import (
-    BASIC_AUTH_PASSWORD,
-    NEW_BASIC_AUTH_PASSWORD,
-    Clock,
-    SimFactory,
-    background,
-    free_port,
-    parse_samples,
-    select,
-    sim_env,
-)
 from modelarts_exporter.http import reload as webreload
 from modelarts_exporter.http.reload import LiveWebConfig
 from modelarts_exporter.http.server import ExporterApp, HttpServer
 from modelarts_exporter.http.webconfig import Guard, WebConfigError, load, protect
 from modelarts_exporter.runtime.service import build_registry
 from modelarts_exporter.snapshot.store import StateStore
+from support.processes import background, free_port, sim_env
+from support.secrets import BASIC_AUTH_PASSWORD, NEW_BASIC_AUTH_PASSWORD
+from support.simulation import Clock, SimFactory, parse_samples, select
 
 USER = "prometheus"
 OTHER = "grafana"

@@ -1,9 +1,9 @@
-"""Shared helpers of the deployment-kit tests (tests/test_deploy_*.py).
+"""The deployment kit's files, the tools that check them, and PromQL read lightly.
 
 What is promised to other tests: `dashboard_queries()` and `alert_expressions()` return every
 PromQL expression the dashboards and the alert rules run, as (source, expr) pairs with Grafana's
 template variables substituted, ready to send to a real Prometheus; `contract()` is the metric
-contract they are checked against; `free_port()` is a TCP port on 127.0.0.1 nothing listens on.
+contract they are checked against; `stages()` is the Dockerfile, stage by stage.
 
 The tools come from scripts/install-deploy-tools.sh. A missing tool fails the test that needs it
 (it never skips): the test command installs them first.
@@ -15,11 +15,10 @@ import importlib.util
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -28,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "modelarts-exporter"
 CI_VALUES = CHART / "ci" / "ci-values.yaml"
 RULE_SOURCE = CHART / "files" / "modelarts-exporter-rules.yaml"
@@ -77,11 +76,35 @@ def run(args: Sequence[str], *, cwd: Path = REPO) -> subprocess.CompletedProcess
     return result
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listened on a moment ago (the OS picked it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+# --- the Dockerfile -----------------------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[str]:
+        return [args for instruction, args in self.instructions if instruction == keyword]
+
+
+def stages() -> list[Stage]:
+    """The Dockerfile's stages with their (INSTRUCTION, arguments); continuations joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    result: list[Stage] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, args = line.partition(" ")
+        instruction = instruction.upper()
+        if instruction == "FROM":
+            base, _, name = args.partition(" AS ")
+            result.append(Stage(base.strip(), name.strip() or None))
+        elif result:
+            result[-1].instructions.append((instruction, " ".join(args.split())))
+    return result
 
 
 # --- helm ----------------------------------------------------------------------------------------
