@@ -1,6 +1,12 @@
 """Fixtures and hooks of every test: a simulator per test, an in-process exporter against it,
-certificates, and the watch for leaked secrets. Shared helpers live in the ``support``
-package."""
+certificates, the watch for leaked secrets, and each test's tier. Shared helpers live in the
+``support`` package.
+
+The tier is the first folder under tests/, and the marker of the same name (pyproject.toml
+lists them): ``unit`` (pure: no sockets, no subprocesses), ``integration`` (in this process, real
+HTTP on 127.0.0.1 against the simulator, and the command against it), ``deploy`` (the real tools:
+promtool, helm, hadolint, tsc, Prometheus), ``browser`` (chromium) and ``soak``. ``make check``
+runs the first two."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import sys
 import threading
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +25,19 @@ from modelarts_exporter.simulator import SimulatorServer, Tenant
 from support.pki import Pki, make_pki
 from support.secrets import TOKEN, WATCH, leaks, note_output
 from support.simulation import InProcessExporter, SimFactory, exporter_settings
+
+TIERS = ("unit", "integration", "deploy", "browser", "soak")
+TESTS = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier, the folder it is in; a test outside the tiers is an error."""
+    for item in items:
+        tier = item.path.relative_to(TESTS).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: not in a tier folder ({', '.join(TIERS)})")
+        item.add_marker(tier)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import bcrypt
 import trustme
+
+from support.secrets import BASIC_AUTH_PASSWORD, NEW_BASIC_AUTH_PASSWORD
+
+USER = "prometheus"
+HASH = bcrypt.hashpw(BASIC_AUTH_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+"""The web config's hash of :data:`~support.secrets.BASIC_AUTH_PASSWORD` (cheap rounds)."""
+NEW_HASH = bcrypt.hashpw(NEW_BASIC_AUTH_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+TLS = {"cert_file": "server.pem", "key_file": "server.key"}
+"""``tls_server_config`` naming the server certificate of :func:`make_pki` or :func:`install`."""
+MTLS = {**TLS, "client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "ca.pem"}
 
 
 @dataclass
@@ -42,8 +54,45 @@ def make_pki(directory: Path) -> Pki:
     return Pki(directory, ca)
 
 
-def write_config(directory: Path, document: dict[str, object]) -> Path:
-    """``directory``/web-config.yml holding ``document``."""
+@dataclass(frozen=True)
+class Issued:
+    """A server certificate for 127.0.0.1 from its own CA, as bytes."""
+
+    ca: trustme.CA
+    cert: bytes
+    key: bytes
+
+    @property
+    def der(self) -> bytes:
+        return ssl.PEM_cert_to_DER_cert(self.cert.decode())
+
+    def trusting(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        self.ca.configure_trust(context)
+        return context
+
+
+def issue_certificate() -> Issued:
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    return Issued(ca, leaf.cert_chain_pems[0].bytes(), leaf.private_key_pem.bytes())
+
+
+def replace(path: Path, data: bytes) -> None:
+    """Swap a file's content in one rename, as cert-manager's Secret updates do."""
+    temporary = path.with_name(path.name + ".new")
+    temporary.write_bytes(data)
+    temporary.replace(path)
+
+
+def install(directory: Path, issued: Issued) -> None:
+    """``issued`` as ``directory``/server.pem and server.key, each swapped in one rename."""
+    replace(directory / "server.pem", issued.cert)
+    replace(directory / "server.key", issued.key)
+
+
+def write_config(directory: Path, document: Mapping[str, object]) -> Path:
+    """``directory``/web-config.yml holding ``document``, swapped in one rename."""
     path = directory / "web-config.yml"
-    path.write_text(json.dumps(document))  # JSON is YAML
+    replace(path, json.dumps(document).encode())  # JSON is YAML
     return path

@@ -15,7 +15,7 @@ from modelarts_exporter.cloud.models import Version
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.targets import resolve
 from modelarts_exporter.runtime.service import Target, build_registry, build_target
-from modelarts_exporter.simulator import SimulatorServer
+from modelarts_exporter.simulator import SimulatorServer, Tenant
 from modelarts_exporter.snapshot.store import StateStore
 from support.secrets import TOKEN
 
@@ -95,3 +95,28 @@ def select(
     """Sum of the samples of ``name`` whose labels include ``labels``."""
     wanted = set(labels.items())
     return sum(value for (n, ls), value in samples.items() if n == name and wanted <= ls)
+
+
+# --- the simulator's own tests ---------------------------------------------------------------
+
+NOW_MS = 1_700_000_000_000
+"""The tenant clock of :func:`make_tenant` when it is made."""
+Record = dict[str, Any]
+"""A version record as the simulator serves it."""
+
+
+def make_tenant(size: int = 400, *, seed: int = 7, unknown_status_fraction: float = 0.02) -> Tenant:
+    """A tenant with two workspaces, unknown status codes and sparse fields, at :data:`NOW_MS`."""
+    return Tenant(
+        size=size,
+        seed=seed,
+        now_ms=NOW_MS,
+        workspaces=("0", "ws-b"),
+        unknown_status_fraction=unknown_status_fraction,
+        sparse_fraction=0.1,
+    )
+
+
+def all_records(tenant: Tenant, workspace: str | None = None) -> list[Record]:
+    """The tenant's own view, typed loosely like parsed JSON."""
+    return tenant.records() if workspace is None else tenant.records_in(workspace)

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelarts_exporter.cloud.client import ApiClient, parse_retry_after
+from modelarts_exporter.cloud.client import ApiClient
 from modelarts_exporter.cloud.errors import PollError, Reason
 from modelarts_exporter.cloud.models import Page
 from modelarts_exporter.config.settings import Settings
@@ -178,18 +178,6 @@ def test_any_answer_is_a_page_or_a_one_line_poll_error(
     else:
         assert 200 <= status < 300
         assert page.versions is not None and page.total_count is not None
-
-
-@given(st.text(st.characters(max_codepoint=255), max_size=40))
-def test_retry_after_of_any_text_is_a_delay_or_none(value: str) -> None:
-    delay = parse_retry_after(value, now=0)
-    assert delay is None or delay >= 0
-
-
-def test_retry_after_with_a_non_ascii_digit_is_ignored() -> None:
-    assert "²".isdigit()  # what made int()/float() raise on a header such as "Retry-After: ²"
-    assert parse_retry_after("²") is None
-    assert parse_retry_after(" 7 ") == 7.0
 
 
 def trickle_forever(connection: socket.socket, stop: threading.Event) -> None:

@@ -4,91 +4,52 @@ one keeps the last good one in use, warns once and shows in the metrics. Real HT
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import bcrypt
 import httpx
 import pytest
-import trustme
 
 from modelarts_exporter.http import reload as webreload
 from modelarts_exporter.http.reload import LiveWebConfig
 from modelarts_exporter.http.server import ExporterApp, HttpServer
-from modelarts_exporter.http.webconfig import Guard, WebConfigError, load, protect
+from modelarts_exporter.http.webconfig import protect
 from modelarts_exporter.runtime.service import build_registry
 from modelarts_exporter.snapshot.store import StateStore
+from support.pki import (
+    HASH,
+    NEW_HASH,
+    TLS,
+    USER,
+    Issued,
+    install,
+    issue_certificate,
+    replace,
+    write_config,
+)
 from support.processes import background, free_port, sim_env
 from support.secrets import BASIC_AUTH_PASSWORD, NEW_BASIC_AUTH_PASSWORD
 from support.simulation import Clock, SimFactory, parse_samples, select
 
-USER = "prometheus"
 OTHER = "grafana"
 PASSWORD = BASIC_AUTH_PASSWORD
-HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-NEW_HASH = bcrypt.hashpw(NEW_BASIC_AUTH_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
 OK = "modelarts_exporter_web_config_last_reload_successful"
 WHEN = "modelarts_exporter_web_config_last_reload_success_timestamp_seconds"
-TLS = {"cert_file": "server.pem", "key_file": "server.key"}
-
-
-@dataclass(frozen=True)
-class Issued:
-    """A server certificate for 127.0.0.1 from its own CA, as bytes."""
-
-    ca: trustme.CA
-    cert: bytes
-    key: bytes
-
-    @property
-    def der(self) -> bytes:
-        return ssl.PEM_cert_to_DER_cert(self.cert.decode())
-
-    def trusting(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        self.ca.configure_trust(context)
-        return context
-
-
-def _issue() -> Issued:
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1")
-    return Issued(ca, leaf.cert_chain_pems[0].bytes(), leaf.private_key_pem.bytes())
 
 
 @pytest.fixture(scope="module")
 def cert_a() -> Issued:
-    return _issue()
+    return issue_certificate()
 
 
 @pytest.fixture(scope="module")
 def cert_b() -> Issued:
-    return _issue()
-
-
-def replace(path: Path, data: bytes) -> None:
-    """Swap a file's content in one rename, as cert-manager's Secret updates do."""
-    temporary = path.with_name(path.name + ".new")
-    temporary.write_bytes(data)
-    temporary.replace(path)
-
-
-def install(directory: Path, issued: Issued) -> None:
-    replace(directory / "server.pem", issued.cert)
-    replace(directory / "server.key", issued.key)
-
-
-def write_config(directory: Path, document: Mapping[str, object]) -> Path:
-    path = directory / "web-config.yml"
-    replace(path, json.dumps(document).encode())  # JSON is YAML
-    return path
+    return issue_certificate()
 
 
 @dataclass
@@ -175,35 +136,6 @@ def test_a_renewed_certificate_is_presented_to_new_connections_without_a_restart
     assert served.metrics(cert_b.trusting()) == {OK: 1.0, WHEN: served.clock.now}
 
 
-def test_the_files_are_looked_at_at_most_once_per_interval(
-    tmp_path: Path, cert_a: Issued, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    install(tmp_path, cert_a)
-    clock = Clock()
-    live = LiveWebConfig(write_config(tmp_path, {"tls_server_config": TLS}), clock=clock)
-    looked: list[Path] = []
-    real = webreload._signature
-
-    def counting(path: Path) -> webreload._Signature:
-        looked.append(path)
-        return real(path)
-
-    monkeypatch.setattr(webreload, "_signature", counting)
-    for _ in range(100):
-        live.tls()
-        live.guard()
-        clock.now += 0.009
-    assert looked == []
-    clock.now += 0.2
-    live.guard()
-    assert sorted(looked) == sorted(live.config.files)
-    assert {path.name for path in live.config.files} == {
-        "web-config.yml",
-        "server.pem",
-        "server.key",
-    }
-
-
 # --- users ---------------------------------------------------------------------------------------
 
 
@@ -228,19 +160,6 @@ def test_changed_and_removed_users_take_effect_at_the_next_look(
         assert http.get("/healthz").status_code == 200
 
 
-def test_verified_passwords_are_kept_only_while_the_users_are_the_same(tmp_path: Path) -> None:
-    same = load(write_config(tmp_path, {"basic_auth_users": {USER: HASH}}))
-    first = Guard.of(same)
-    assert first.auth is not None
-    assert first.auth.check("Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
-    assert Guard.of(same, first).auth is first.auth
-    changed = load(write_config(tmp_path, {"basic_auth_users": {USER: NEW_HASH}}))
-    assert Guard.of(changed, first).auth is not first.auth
-    removed = load(write_config(tmp_path, {"basic_auth_users": {OTHER: HASH}}))
-    assert Guard.of(removed, first).auth is not first.auth
-    assert Guard.of(load(write_config(tmp_path, {})), first).auth is None
-
-
 # --- broken files --------------------------------------------------------------------------------
 
 
@@ -249,7 +168,7 @@ def reload_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 Break = Callable[[Path], None]
-MISMATCHED = _issue()
+MISMATCHED = issue_certificate()
 
 
 def _bad_yaml(directory: Path) -> None:
@@ -319,41 +238,6 @@ def test_a_broken_file_keeps_the_last_good_one_warns_once_and_says_so_in_the_met
     assert [r.getMessage() for r in reload_records(caplog)] == [
         "web config reloaded tls=on basic_auth_users=1"
     ]
-
-
-def test_a_file_that_stays_broken_is_read_again_until_it_is_fixed(
-    tmp_path: Path, cert_a: Issued, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A configuration naming a key that is copied in only afterwards: the key is not a file
-    the last good configuration knew, yet its arrival ends the failure."""
-    install(tmp_path, cert_a)
-    clock = Clock()
-    live = LiveWebConfig(write_config(tmp_path, {"tls_server_config": TLS}), clock=clock)
-    write_config(tmp_path, {"tls_server_config": {**TLS, "key_file": "renewed.key"}})
-    clock.now += 1
-    live.tls()
-    assert not live.status().successful
-    (tmp_path / "renewed.key").write_bytes(cert_a.key)
-    clock.now += 1
-    live.tls()
-    assert live.status().successful
-    assert live.config.files[-1] == tmp_path / "renewed.key"
-    assert [r.levelno for r in reload_records(caplog)] == [logging.WARNING, logging.INFO]
-
-
-def test_switching_from_http_to_https_is_refused_too(tmp_path: Path, cert_a: Issued) -> None:
-    install(tmp_path, cert_a)
-    clock = Clock()
-    live = LiveWebConfig(write_config(tmp_path, {"basic_auth_users": {USER: HASH}}), clock=clock)
-    write_config(tmp_path, {"tls_server_config": TLS, "basic_auth_users": {USER: HASH}})
-    clock.now += 1
-    assert live.guard().config.tls is None
-    assert not live.status().successful
-
-
-def test_a_broken_file_at_start_up_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(WebConfigError, match="is not a bcrypt hash"):
-        LiveWebConfig(write_config(tmp_path, {"basic_auth_users": {USER: "x"}}))
 
 
 # --- the command ---------------------------------------------------------------------------------

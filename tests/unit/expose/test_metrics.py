@@ -7,7 +7,7 @@ from pathlib import Path
 
 from modelarts_exporter.expose import metrics
 
-DOC = Path(__file__).parent.parent / "docs" / "metrics.md"
+DOC = Path(__file__).parents[3] / "docs" / "metrics.md"
 ROW = re.compile(r"^\| `(?P<name>[a-z_]+)` \| (?P<kind>\w+) \| (?P<labels>[^|]*) \|", re.MULTILINE)
 
 

@@ -3,7 +3,7 @@ it knows at random. After every healthy poll the snapshot is the ground truth; a
 one the last good snapshot is still served, ``up`` is 0 and the reason counted is one that a fault
 of that poll explains. At the end nothing leaked: threads, file descriptors, memory.
 
-``SOAK_POLLS=20000 make test`` (or ``pytest tests/test_soak.py``) runs the long variant.
+``SOAK_POLLS=20000 make test`` (or ``pytest tests/soak``) runs the long variant.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import logging
 import random
@@ -13,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import httpx
@@ -570,41 +568,3 @@ def test_starting_a_closed_server_raises() -> None:
     with pytest.raises(OSError):
         server.start()
     server.stop()  # nothing left to stop
-
-
-class _RecordingWriter:
-    """Stands in for a connection's StreamWriter: what the server writes, write by write."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.transport = self  # whose buffer is always empty: every write left at once
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_extra_info(self, name: str) -> object:
-        return ("127.0.0.1", 1234) if name == "peername" else None
-
-
-@pytest.mark.anyio
-async def test_each_answer_leaves_in_one_write_headers_and_body_together() -> None:
-    """With Nagle off, two writes would be two packets, and a client's delayed ACK in between."""
-    store = StateStore()
-    app = ExporterApp(store, build_registry(store), ready_intervals=3, version="9")
-    reader = asyncio.StreamReader()
-    reader.feed_data(_request("/metrics") + _request("/healthz") + _request("/metrics", "HEAD"))
-    reader.feed_eof()
-    writer = _RecordingWriter()
-    # No executor is needed: nothing may block (not given may_block).
-    site = http11.Site(app, http11.base_environ("127.0.0.1", 1, https=False), None, Executor())
-    await http11.serve(site, reader, writer)  # type: ignore[arg-type]
-    assert [_statuses(data) for data in writer.writes] == [[200], [200], [200]]
-    body_length = int(re.findall(rb"Content-Length: (\d+)", writer.writes[0])[0])
-    assert len(writer.writes[0].partition(b"\r\n\r\n")[2]) == body_length
-    assert writer.writes[2].endswith(b"\r\n\r\n")  # HEAD: the same headers, no body

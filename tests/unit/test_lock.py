@@ -13,7 +13,7 @@ from packaging.utils import canonicalize_name
 
 from support.deploy import stages
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LOCK = REPO / "requirements.lock"
 REGENERATE = "regenerate requirements.lock as the README's development section says"
 

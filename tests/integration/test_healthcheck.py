@@ -1,5 +1,5 @@
 """The health check: it asks on loopback, reads nothing but the listen address and the web config,
-and names each failure in one line. (tests/test_deploy_docker.py runs the image's HEALTHCHECK
+and names each failure in one line. (deploy/test_docker.py runs the image's HEALTHCHECK
 against a real exporter over HTTP, HTTPS and with client certificates.)"""
 
 from __future__ import annotations
@@ -9,13 +9,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from modelarts_exporter.config.settings import ConfigError, Settings, load
-from modelarts_exporter.http.healthcheck import HealthcheckSettings, UnhealthyError, check, loopback
-from support.pki import write_config
+from modelarts_exporter.config.settings import ConfigError, load
+from modelarts_exporter.http.healthcheck import HealthcheckSettings, UnhealthyError, check
 from support.processes import free_port
 
 
@@ -40,20 +38,6 @@ def healthz_answering(status: int) -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def test_wildcard_listen_addresses_are_asked_on_loopback() -> None:
-    assert loopback("0.0.0.0") == "127.0.0.1"
-    assert loopback("::") == "::1"
-    assert loopback("") == "127.0.0.1"
-    for host in ("127.0.0.1", "10.1.2.3", "::1", "fd00::5", "exporter.example.org"):
-        assert loopback(host) == host
-
-
-def test_the_defaults_are_the_exporters() -> None:
-    """In an image with no settings the check asks where the exporter serves by default."""
-    assert HealthcheckSettings().listen_address == Settings().listen_address
-    assert HealthcheckSettings().web_config_file is None
 
 
 def test_target_and_credential_settings_are_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,12 +74,3 @@ def test_ipv6_wildcard_is_asked_at_the_ipv6_loopback_in_brackets() -> None:
     with pytest.raises(UnhealthyError) as failure:
         check(HealthcheckSettings(listen_address=f"[::]:{port}"))
     assert str(failure.value).startswith(f"http://[::1]:{port}/healthz: ")
-
-
-def test_a_bad_web_config_is_unhealthy_naming_the_file(tmp_path: Path) -> None:
-    broken = write_config(tmp_path, {"tls_server_config": {"cert_file": "server.pem"}})
-    with pytest.raises(UnhealthyError) as failure:
-        check(HealthcheckSettings(web_config_file=broken))
-    assert str(failure.value) == (
-        f"bad web config: {broken}: tls_server_config needs both cert_file and key_file"
-    )

@@ -1,7 +1,7 @@
 """The deployment kit against the real thing: Debian's Prometheus scrapes exporters that poll the
 simulator, loads the shipped rule file, and answers every dashboard query and every alert
 expression with data. A dashboard or alert that asks for a metric, a label or a label value the
-exporter does not produce fails here, which the static checks of test_deploy_dashboards.py cannot
+exporter does not produce fails here, which the static checks of test_dashboards.py cannot
 promise.
 
 The scenario, all on 127.0.0.1, takes 10-20 s:
