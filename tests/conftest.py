@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from modelarts_exporter.simulator import SimulatorServer, Tenant
 from support.pki import Pki, make_pki
@@ -28,6 +29,15 @@ from support.simulation import InProcessExporter, SimFactory, exporter_settings
 
 TIERS = ("unit", "integration", "deploy", "browser", "soak")
 TESTS = Path(__file__).parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Property tests are not timed: hypothesis' deadline per example and its too-slow health
+    check are wall-clock bounds, which a busy machine breaks."""
+    settings.register_profile(
+        "untimed", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    settings.load_profile("untimed")
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
