@@ -1,16 +1,18 @@
 # Two commands matter (see README): `make demo` and `make test`. Both install what they need,
-# idempotently: a second run skips every install step that is already done.
+# idempotently: a second run skips every install step that is already done. `make check` is the
+# quick loop while developing: the unit and integration tiers only (tests/conftest.py).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint unit system-deps bench image-test clean help
+.PHONY: demo test check lint suite system-deps bench image-test clean help
 
 help:
 	@echo "make demo   - run the exporter against the built-in ModelArts simulator"
 	@echo "make test   - install everything the tests need, then lint, type-check and test"
+	@echo "make check  - the fast tests only: the unit and integration tiers"
 	@echo "make bench  - performance benchmarks (ratios measured in one run)"
 	@echo "make image-test - build the container image with buildah and run it (slow, opt-in)"
 
@@ -37,10 +39,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check exporter tests benchmarks
 	$(BIN)/mypy
 
-unit: $(STAMP) system-deps
+suite: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
-test: lint unit
+test: lint suite
+
+check: $(STAMP)
+	$(BIN)/python -m pytest -m "unit or integration"
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }

@@ -1,0 +1,196 @@
+"""The ``modelarts-exporter`` command, run as a user runs it: a subprocess against the simulator."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import httpx
+import pytest
+
+from modelarts_exporter.simulator import SimulatorServer, Tenant
+from support.processes import background, free_port, run_cli, sim_env
+from support.secrets import SECRET_KEY, TOKEN, WRONG_TOKEN
+from support.simulation import SimFactory, parse_samples, select
+from support.waiting import wait_for
+
+
+def test_once_failure_is_one_line_with_the_reason(simulator: SimFactory) -> None:
+    sim = simulator(size=10)
+    env = sim_env(sim.url, sim.project_id) | {"MODELARTS_EXPORTER_AUTH_TOKEN": WRONG_TOKEN}
+    result = run_cli("once", env=env)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"modelarts-exporter: poll failed: {sim.project_id}: auth: HTTP 401")
+    assert WRONG_TOKEN not in result.stderr
+
+
+def test_once_against_nothing_is_a_connection_error() -> None:
+    env = {
+        "MODELARTS_EXPORTER_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_MAX_RETRIES": "0",
+    }
+    result = run_cli("once", env=env)
+    assert result.returncode == 1
+    assert "poll failed: p1: connection: ConnectError" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_healthcheck_problems_are_exit_1_in_one_line() -> None:
+    """Never 2, which Docker reserves; never a traceback. Nothing listening, and the answers of
+    a live exporter: deploy/test_docker.py."""
+    refused = run_cli(
+        "healthcheck", env={"MODELARTS_EXPORTER_LISTEN_ADDRESS": f"0.0.0.0:{free_port()}"}
+    )
+    bad_address = run_cli("healthcheck", env={"MODELARTS_EXPORTER_LISTEN_ADDRESS": "9878"})
+    bad_flag = run_cli("healthcheck", "--project-id", "p1")
+    for result in (refused, bad_address, bad_flag):
+        assert result.returncode == 1
+        assert result.stderr.startswith("modelarts-exporter: unhealthy: ")
+        assert result.stderr.count("\n") == 1, result.stderr
+    assert "127.0.0.1" in refused.stderr and "Connection refused" in refused.stderr
+    assert "MODELARTS_EXPORTER_LISTEN_ADDRESS: expected host:port" in bad_address.stderr
+    assert "unrecognized arguments: --project-id" in bad_flag.stderr
+
+
+def test_check_config_masks_secrets_and_reports_problems() -> None:
+    env = {
+        "MODELARTS_EXPORTER_ENDPOINT": "https://modelarts.example",
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_ACCESS_KEY": "AKVISIBLE",
+        "MODELARTS_EXPORTER_SECRET_KEY": SECRET_KEY,
+    }
+    ok = run_cli("check-config", env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "AKVISIBLE" in ok.stdout and SECRET_KEY not in ok.stdout
+    assert "MODELARTS_EXPORTER_SECRET_KEY" in ok.stdout and "**********" in ok.stdout
+
+    bad = run_cli("check-config", "--page-size", "0", "--poll-interval-seconds", "soon", env=env)
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 2, bad.stderr
+    assert all(line.startswith("modelarts-exporter: configuration error: ") for line in lines)
+    assert "Traceback" not in bad.stderr and SECRET_KEY not in bad.stderr
+
+    missing = run_cli("check-config")
+    assert missing.returncode == 2
+    assert "MODELARTS_EXPORTER_ENDPOINT (--endpoint) is required" in missing.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_answers_and_stops_mid_poll_within_five_seconds(
+    simulator: SimFactory, sig: signal.Signals
+) -> None:
+    sim = simulator(size=400)
+    port = free_port()
+    env = sim_env(sim.url, sim.project_id) | {
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS": "0.5",
+        "MODELARTS_EXPORTER_POLL_TIMEOUT_SECONDS": "60",  # only the signal can end the stuck poll
+        "MODELARTS_EXPORTER_LOG_FORMAT": "json",
+    }
+    with background(["serve"], env) as process:
+        ready = wait_for(f"http://127.0.0.1:{port}/readyz", 200)
+        assert ready
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert select(parse_samples(metrics), "modelarts_exporter_up") == 1
+        sim.faults.latency_seconds = 30  # every request from now on is stuck
+        # Wait until a request of a poll is really in flight: received, not answered.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            stats = sim.stats
+            if stats.requests > sum(stats.by_status.values()):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("no poll got stuck")
+        started = time.monotonic()
+        process.send_signal(sig)
+        code = process.wait(timeout=10)
+        assert time.monotonic() - started < 5
+        assert code == 0
+        stderr = process.stderr.read() if process.stderr else ""
+    assert "poll cancelled target=" in stderr  # it was mid-poll
+    assert '"level": "info"' in stderr and "Traceback" not in stderr
+    assert TOKEN not in stderr
+
+
+def test_serve_starts_with_the_api_down_and_becomes_ready_when_it_comes_up() -> None:
+    """Nothing listens where the API should be: the exporter still serves (/healthz 200,
+    /metrics with up 0 and the connection errors counted, /readyz 503), and turns ready after
+    the first poll that reaches the API once it is there."""
+    port, api_port = free_port(), free_port()
+    env = sim_env(f"http://127.0.0.1:{api_port}", "simproject") | {
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS": "0.5",
+        "MODELARTS_EXPORTER_MAX_RETRIES": "0",
+    }
+    url = f"http://127.0.0.1:{port}"
+    with background(["serve"], env) as process:
+        assert wait_for(f"{url}/healthz", 200), process
+        deadline = time.monotonic() + 10
+        samples = parse_samples(httpx.get(f"{url}/metrics").text)
+        while select(samples, "modelarts_exporter_poll_errors_total", reason="connection") < 2:
+            assert time.monotonic() < deadline, "no failed poll counted"
+            time.sleep(0.1)
+            samples = parse_samples(httpx.get(f"{url}/metrics").text)
+        assert select(samples, "modelarts_exporter_up") == 0
+        assert select(samples, "modelarts_training_job_versions") == 0  # nothing made up
+        assert httpx.get(f"{url}/readyz").status_code == 503
+
+        tenant = Tenant(size=120, seed=3)
+        with SimulatorServer(tenant, port=api_port, tokens=[TOKEN]):
+            assert wait_for(f"{url}/readyz", 200, timeout=10)
+            samples = parse_samples(httpx.get(f"{url}/metrics").text)
+            assert select(samples, "modelarts_exporter_up") == 1
+            assert select(samples, "modelarts_training_job_versions") == len(tenant.records())
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+
+
+def test_demo_shows_changing_metrics_within_one_poll_interval() -> None:
+    port = free_port()
+    with background(
+        [
+            "demo",
+            "--listen-address",
+            f"127.0.0.1:{port}",
+            "--poll-interval-seconds",
+            "1",
+            "--speed",
+            "600",
+        ],
+        {},
+    ) as process:
+        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200), process
+        first = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        time.sleep(1.5)
+        second = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert select(parse_samples(first), "modelarts_exporter_up") == 1
+        versions = "modelarts_training_job_versions"
+        changed = [
+            key
+            for key, value in parse_samples(second).items()
+            if key[0].startswith(versions) and parse_samples(first).get(key) != value
+        ]
+        assert changed, "the demo tenant should evolve between polls"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+
+
+def test_a_mistyped_command_is_named_with_the_closest_one() -> None:
+    result = run_cli("chek-config")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "modelarts-exporter: unknown command 'chek-config': did you mean 'check-config'?"
+    )
+
+
+def test_a_first_argument_far_from_any_command_is_not_echoed() -> None:
+    result = run_cli("zq81-not-a-command-x7")
+    assert result.returncode == 2
+    assert "zq81" not in result.stderr
+    assert "unknown command (not shown); the commands are serve, once" in result.stderr

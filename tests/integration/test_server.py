@@ -1,0 +1,607 @@
+"""The HTTP side over real HTTP: formats, compression, health, readiness, status page."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import random
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from modelarts_exporter import __version__
+from modelarts_exporter.http import http11
+from modelarts_exporter.http.app import WebApp
+from modelarts_exporter.http.server import HttpServer
+from modelarts_exporter.runtime.wiring import build_registry
+from modelarts_exporter.simulator import FaultKind, FaultRule
+from modelarts_exporter.snapshot.store import StateStore, TargetState
+from support.simulation import Clock, InProcessExporter, SimFactory
+
+MakeExporter = Callable[..., InProcessExporter]
+
+
+Serve = Callable[[StateStore, CollectorRegistry, "Clock"], tuple[WebApp, str]]
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    servers: list[HttpServer] = []
+
+    def start(store: StateStore, registry: CollectorRegistry, clock: Clock) -> tuple[WebApp, str]:
+        app = WebApp(store, registry, ready_intervals=3, version="9.9.9", clock=clock)
+        server = HttpServer(app, "127.0.0.1", 0)
+        server.start()
+        servers.append(server)
+        return app, f"http://127.0.0.1:{server.port}"
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_metrics_formats_gzip_and_one_render_per_snapshot(
+    simulator: SimFactory,
+    exporter_for: MakeExporter,
+    serve: Serve,
+) -> None:
+    sim = simulator(size=200)
+    exporter = exporter_for(sim)
+    app, url = serve(exporter.store, build_registry(exporter.store), Clock())
+    assert await exporter.poll()
+    async with httpx.AsyncClient(base_url=url) as http:
+        plain = await http.get("/metrics")
+        assert plain.status_code == 200
+        assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert "modelarts_training_job_versions{" in plain.text
+        assert f'modelarts_exporter_build_info{{version="{__version__}"}} 1.0' in plain.text
+        for _ in range(5):
+            again = await http.get("/metrics")
+            assert again.content == plain.content
+        assert app.renders == 1
+
+        om = await http.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+        assert om.headers["content-type"].startswith("application/openmetrics-text")
+        assert om.text.endswith("# EOF\n")
+
+        raw = await http.get("/metrics", headers={"Accept-Encoding": "gzip"})
+        assert raw.headers["content-encoding"] == "gzip"
+        assert raw.content == plain.content  # httpx decompressed it
+        assert app.renders == 2  # text and OpenMetrics; gzip reused the text render
+
+        assert await exporter.poll()
+        await http.get("/metrics")
+        assert app.renders == 3  # a new snapshot, a new render
+
+
+def test_compressed_body_is_really_gzip(
+    serve: Serve,
+) -> None:
+    store = StateStore()
+    _, url = serve(store, build_registry(store), Clock())
+    with (
+        httpx.Client() as http,
+        http.stream("GET", f"{url}/metrics", headers={"Accept-Encoding": "gzip"}) as response,
+    ):
+        body = b"".join(response.iter_raw())
+    assert b"modelarts_exporter_build_info" in gzip.decompress(body)
+
+
+@pytest.mark.anyio
+async def test_health_and_readiness_follow_the_last_success(
+    simulator: SimFactory,
+    exporter_for: MakeExporter,
+    serve: Serve,
+) -> None:
+    sim = simulator(size=50)
+    exporter = exporter_for(sim, poll_interval_seconds=60)
+    clock = Clock()
+    exporter.target.poller._clock = clock  # polls and readiness share one clock
+    _, url = serve(exporter.store, build_registry(exporter.store), clock)
+    async with httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/healthz")).status_code == 200
+        not_yet = await http.get("/readyz")
+        assert not_yet.status_code == 503 and sim.project_id in not_yet.text
+        assert await exporter.poll()
+        assert (await http.get("/readyz")).status_code == 200
+        clock.now += 3 * 60 + 1
+        assert (await http.get("/readyz")).status_code == 503
+        assert (await http.get("/healthz")).status_code == 200
+        assert (await http.get("/nope")).status_code == 404
+        assert (await http.post("/metrics")).status_code == 405
+
+
+@pytest.mark.anyio
+async def test_status_page_shows_each_target_with_api_text_escaped(
+    simulator: SimFactory,
+    exporter_for: MakeExporter,
+    serve: Serve,
+) -> None:
+    sim = simulator(size=100)
+    exporter = exporter_for(sim)
+    _, url = serve(exporter.store, build_registry(exporter.store), Clock())
+    assert await exporter.poll()
+    async with httpx.AsyncClient(base_url=url) as http:
+        healthy = await http.get("/")
+        sim.faults.add(FaultRule(FaultKind.API_ERROR, error_message="<script>alert(1)</script>"))
+        assert not await exporter.poll()
+        failing = await http.get("/")
+    assert healthy.headers["content-type"].startswith("text/html")
+    assert 'class="up"' in healthy.text and sim.project_id in healthy.text
+    assert 'href="/metrics"' in healthy.text and "running:" in healthy.text
+    assert 'class="down"' in failing.text and "api_error" in failing.text
+    assert "&lt;script&gt;" in failing.text and "<script>" not in failing.text
+
+
+def test_connections_are_kept_alive_and_head_has_no_body(serve: Serve) -> None:
+    store = StateStore()
+    _, url = serve(store, build_registry(store), Clock())
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        stream = sock.makefile("rwb")
+        for path in ("/healthz", "/metrics"):
+            stream.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            stream.flush()
+            status = stream.readline()
+            assert status.startswith(b"HTTP/1.1 200"), status
+            headers = {}
+            while (line := stream.readline()) != b"\r\n":
+                name, _, value = line.decode().partition(":")
+                headers[name.lower()] = value.strip()
+            assert headers.get("connection", "") != "close"
+            stream.read(int(headers["content-length"]))  # the same connection answers again
+        stream.write(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        stream.flush()
+        assert stream.readline().startswith(b"HTTP/1.1 200")
+        while (line := stream.readline()) != b"\r\n":
+            pass
+        stream.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        stream.flush()
+        # Had HEAD sent a body, this would read exposition text instead of a status line.
+        assert stream.readline().startswith(b"HTTP/1.1 200")
+
+
+class _SlowReadStore(StateStore):
+    """A store whose readers are held up for a while right after reading, as a scrape thread is
+    when the poll takes the GIL between its reading the generation and its rendering: readers
+    come back in another order than they read."""
+
+    def current(self) -> tuple[int, tuple[TargetState, ...]]:
+        read = super().current()
+        time.sleep(random.uniform(0, 0.01))
+        return read
+
+
+def test_scrapes_racing_with_polls_render_at_most_once_per_generation() -> None:
+    store = _SlowReadStore()
+    store.publish(TargetState(target="t", project_id="p"))
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9.9.9")
+    server = HttpServer(app, "127.0.0.1", 0)
+    server.start()
+    stop = threading.Event()
+
+    def scrape() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}") as http:
+            while not stop.is_set():
+                assert http.get("/metrics").status_code == 200
+
+    scrapers = [threading.Thread(target=scrape) for _ in range(16)]
+    try:
+        for thread in scrapers:
+            thread.start()
+        renders, generations = app.renders, store.current()[0]
+        for n in range(40):
+            store.publish(TargetState(target="t", project_id="p", last_poll_end=float(n)))
+            time.sleep(0.02)
+        stop.set()
+        for thread in scrapers:
+            thread.join()
+        assert app.renders - renders <= store.current()[0] - generations + 1
+    finally:
+        stop.set()
+        server.stop()
+
+
+# --- the server itself, over raw sockets ---------------------------------------------------------
+
+ServeWsgi = Callable[[WSGIApplication], int]
+
+
+@pytest.fixture
+def serve_wsgi() -> Iterator[ServeWsgi]:
+    """Serves any WSGI application on 127.0.0.1; its port. Stopped after the test."""
+    servers: list[HttpServer] = []
+
+    def start(app: WSGIApplication) -> int:
+        server = HttpServer(app, "127.0.0.1", 0)
+        servers.append(server)
+        server.start()
+        return server.port
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def exporter_port(serve_wsgi: ServeWsgi) -> int:
+    store = StateStore()
+    store.publish(TargetState(target="t", project_id="p"))
+    return serve_wsgi(WebApp(store, build_registry(store), ready_intervals=3, version="9"))
+
+
+def _request(path: str, method: str = "GET", extra: str = "") -> bytes:
+    return f"{method} {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode()
+
+
+def _read_all(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bool]:
+    """What the server sends until it closes the connection (True) or ``timeout`` passes."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        return data, False
+    return data, True
+
+
+_LAST = "Connection: close\r\n"
+"""Ends a test's pipelined requests: the server closes after answering, and reading ends."""
+
+
+def _statuses(data: bytes) -> list[int]:
+    return [int(code) for code in re.findall(rb"^HTTP/1\.1 (\d{3}) ", data, re.MULTILINE)]
+
+
+def _quiet(caplog: pytest.LogCaptureFixture) -> None:
+    """No record above debug and no traceback: a client's fault is not the server's problem."""
+    loud = [
+        r
+        for r in caplog.records
+        if r.name.startswith(("modelarts_exporter", "asyncio"))
+        and (r.levelno > logging.DEBUG or r.exc_info)
+    ]
+    assert not loud, [r.getMessage() for r in loud]
+
+
+def test_construction_binds_the_port_and_start_serves_from_one_new_thread() -> None:
+    store = StateStore()
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9")
+    threads = threading.active_count()
+    server = HttpServer(app, "127.0.0.1", 0)
+    try:
+        assert threading.active_count() == threads  # a parent may fork now and start in the child
+        with pytest.raises(OSError, match="in use"):
+            HttpServer(app, "127.0.0.1", server.port)
+        # Listening already: the kernel completes the connection, nobody answers yet.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as early:
+            early.sendall(_request("/healthz", extra=_LAST))
+            server.start()
+            assert [t.name for t in threading.enumerate()].count("http-server") == 1
+            data, _ = _read_all(early)
+            assert _statuses(data) == [200]
+    finally:
+        server.stop()
+    assert threading.active_count() == threads
+
+
+def test_close_releases_the_port_of_a_server_never_started() -> None:
+    store = StateStore()
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9")
+    server = HttpServer(app, "127.0.0.1", 0)
+    server.close()
+    again = HttpServer(app, "127.0.0.1", server.port)  # the port is free again
+    again.start()
+    try:
+        with pytest.raises(RuntimeError, match="stop"):
+            again.close()
+        assert httpx.get(f"http://127.0.0.1:{again.port}/healthz").status_code == 200
+    finally:
+        again.stop()
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection(exporter_port: int) -> None:
+    paths = ["/healthz", "/nope", "/readyz", "/metrics"]
+    with socket.create_connection(("127.0.0.1", exporter_port)) as sock:
+        sock.sendall(b"".join(_request(path) for path in paths) + _request("/healthz", extra=_LAST))
+        data, _ = _read_all(sock)
+    assert _statuses(data) == [200, 404, 503, 200, 200]
+    assert data.index(b"ok\n") < data.index(b"not found\n") < data.index(b"no recent")
+    assert data.endswith(b"\r\n\r\nok\n")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 without Host
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 200_000, 431),
+        (b"GET /" + b"a" * 200_000, 431),
+    ],
+    ids=["garbage", "no-host", "bad-header-name", "long-header", "long-request-line"],
+)
+def test_a_malformed_or_oversized_request_gets_an_error_and_the_connection_closes(
+    exporter_port: int, caplog: pytest.LogCaptureFixture, request_bytes: bytes, status: int
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with socket.create_connection(("127.0.0.1", exporter_port)) as sock:
+        sock.sendall(request_bytes)
+        data, closed = _read_all(sock)
+    assert closed and _statuses(data) == [status]
+    assert b"Connection: close" in data
+    assert httpx.get(f"http://127.0.0.1:{exporter_port}/healthz").status_code == 200
+    _quiet(caplog)
+
+
+def test_a_request_with_a_body_is_answered_and_its_connection_closed(exporter_port: int) -> None:
+    """Nothing reads request bodies: what follows one must not be taken for another request."""
+    smuggled = _request("/healthz")
+    body = b"x" * 5
+    post = _request("/metrics", "POST", f"Content-Length: {len(body) + len(smuggled)}\r\n")
+    with socket.create_connection(("127.0.0.1", exporter_port)) as sock:
+        sock.sendall(post + body + smuggled)
+        data, closed = _read_all(sock)
+    assert closed and _statuses(data) == [405]
+    with httpx.Client(base_url=f"http://127.0.0.1:{exporter_port}") as http:
+        empty = http.post("/metrics")  # no body: the connection stays usable
+        assert empty.status_code == 405 and http.get("/healthz").status_code == 200
+
+
+def test_head_has_the_headers_of_get_and_no_body(exporter_port: int) -> None:
+    def head_of(method: str) -> dict[str, str]:
+        with socket.create_connection(("127.0.0.1", exporter_port)) as sock:
+            sock.sendall(_request("/metrics", method, "Connection: close\r\n"))
+            data, closed = _read_all(sock)
+        assert closed
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")[1:]
+        headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in lines)}
+        assert len(body) == (0 if method == "HEAD" else int(headers["content-length"]))
+        del headers["date"]
+        return headers
+
+    get = head_of("GET")
+    assert int(get["content-length"]) > 0 and head_of("HEAD") == get
+
+
+def test_an_idle_or_stalled_connection_is_closed_after_the_keepalive_time(
+    exporter_port: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(http11, "KEEPALIVE_SECONDS", 0.5)
+    with (
+        socket.create_connection(("127.0.0.1", exporter_port)) as idle,
+        socket.create_connection(("127.0.0.1", exporter_port)) as stalled,
+    ):
+        idle.sendall(_request("/healthz"))
+        stalled.sendall(b"GET /metr")
+        started = time.monotonic()
+        answered, idle_closed = _read_all(idle)
+        assert idle_closed and _statuses(answered) == [200]
+        assert _read_all(stalled) == (b"", True)
+        assert 0.4 < time.monotonic() - started < 4
+    _quiet(caplog)
+
+
+def test_a_slowloris_holds_up_no_other_client(exporter_port: int) -> None:
+    """A client sending half a request line and waiting costs one idle coroutine, no thread."""
+    stalled = []
+    try:
+        for _ in range(50):
+            sock = socket.create_connection(("127.0.0.1", exporter_port))
+            sock.sendall(b"GET /metr")
+            stalled.append(sock)
+        started = time.monotonic()
+        with httpx.Client(base_url=f"http://127.0.0.1:{exporter_port}") as http:
+            for _ in range(20):
+                assert http.get("/metrics").status_code == 200
+        assert time.monotonic() - started < 2.0
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_clients_leaving_mid_request_or_mid_answer_break_nothing(
+    exporter_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"http://127.0.0.1:{exporter_port}"
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", exporter_port)) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHo")
+        with socket.create_connection(("127.0.0.1", exporter_port)) as sock:
+            sock.sendall(_request("/metrics") * 50)
+            # An abortive close (RST): the answers being written meet a reset connection.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert httpx.get(f"{url}/metrics").status_code == 200
+    _quiet(caplog)
+
+
+def test_an_application_error_is_a_500_logged_once_and_serving_goes_on(
+    serve_wsgi: ServeWsgi, caplog: pytest.LogCaptureFixture
+) -> None:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/bug":
+            raise ZeroDivisionError("a bug")
+        start_response("200 OK", [("Content-Length", "3")])
+        return [b"ok\n"]
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{serve_wsgi(app)}") as http:
+        failed = http.get("/bug")
+        assert (failed.status_code, failed.text) == (500, "internal server error\n")
+        assert http.get("/fine").text == "ok\n"  # on the same connection
+    (record,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.exc_info is not None and "path=/bug" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        ("200 OK", [("X-Split", "a\r\nSet-Cookie: session=stolen")]),
+        ("200 OK", [("Bad Name", "x")]),
+        ("200 OK", [("X-Wide", "\u2603")]),  # not Latin-1 (PEP 3333)
+        ("200 OK", [("Transfer-Encoding", "chunked")]),  # hop-by-hop: the server's
+        ("200 OK\r\nSet-Cookie: session=stolen", []),
+        ("OK", []),
+    ],
+    ids=["line-break", "bad-name", "not-latin-1", "hop-by-hop", "split-status", "no-code"],
+)
+def test_an_answer_that_is_not_valid_http_is_a_500_and_never_sent(
+    serve_wsgi: ServeWsgi, status: str, headers: list[tuple[str, str]]
+) -> None:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        start_response(status, headers)
+        return [b"body\n"]
+
+    with socket.create_connection(("127.0.0.1", serve_wsgi(app))) as sock:
+        sock.sendall(_request("/") + _request("/", extra=_LAST))
+        data, _ = _read_all(sock)
+    assert _statuses(data) == [500, 500]  # and the connection still serves
+    assert b"stolen" not in data and b"\xe2" not in data
+
+
+def test_the_body_frames_the_answer_and_the_client_may_close(serve_wsgi: ServeWsgi) -> None:
+    """A wrong Content-Length from the application cannot desync a kept-alive connection;
+    HTTP/1.0 and ``Connection: close`` end it after the answer."""
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Length", "100")])
+        return [b"short\n"]
+
+    port = serve_wsgi(app)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_request("/") + _request("/", extra=_LAST))
+        data, _ = _read_all(sock)
+    assert _statuses(data) == [200, 200]
+    assert data.count(b"Content-Length: 6\r\n") == 2 and b"100" not in data
+    for request in (b"GET / HTTP/1.0\r\n\r\n", _request("/", extra="Connection: Close\r\n")):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(request * 2)  # the second is never answered
+            data, closed = _read_all(sock)
+        assert closed and _statuses(data) == [200] and b"Connection: close\r\n" in data
+
+
+class _Closing(list[bytes]):
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_wsgi_environ_and_start_response_are_as_pep_3333_says(serve_wsgi: ServeWsgi) -> None:
+    seen: list[WSGIEnvironment] = []
+    answers: list[_Closing] = []
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        seen.append(environ)
+        try:
+            raise ValueError("replaced by a better answer")
+        except ValueError:
+            start_response("500 Oops", [])
+            start_response("201 Created", [("X-A", "1")], sys.exc_info())
+        answers.append(_Closing([b"iterated"]))
+        return answers[-1]
+
+    port = serve_wsgi(app)
+    response = httpx.get(
+        f"http://127.0.0.1:{port}/a%20b/%C3%A9?q=1%202&r",
+        headers=[("X-Twice", "one"), ("X-Twice", "two"), ("Content-Type", "text/plain")],
+    )
+    assert (response.status_code, response.headers["x-a"], response.text) == (201, "1", "iterated")
+    assert answers[0].closed
+    environ = seen[0]
+    assert environ["REQUEST_METHOD"] == "GET"
+    assert environ["PATH_INFO"] == "/a b/\xc3\xa9"  # UTF-8 bytes as Latin-1 characters
+    assert environ["QUERY_STRING"] == "q=1%202&r"
+    assert environ["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert environ["HTTP_X_TWICE"] == "one,two"
+    assert environ["CONTENT_TYPE"] == "text/plain" and "HTTP_CONTENT_TYPE" not in environ
+    assert environ["REMOTE_ADDR"] == "127.0.0.1"
+    assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == ("127.0.0.1", str(port))
+    assert environ["wsgi.url_scheme"] == "http" and environ["wsgi.input"].read() == b""
+    assert environ["SCRIPT_NAME"] == "" and environ["wsgi.version"] == (1, 0)
+
+
+def test_the_write_callable_comes_before_the_iterable(serve_wsgi: ServeWsgi) -> None:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        write = start_response("200 OK", [])
+        write(b"written, ")
+        return [b"then iterated"]
+
+    assert httpx.get(f"http://127.0.0.1:{serve_wsgi(app)}/").text == "written, then iterated"
+
+
+def test_ipv6_hosts_are_served() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    store = StateStore()
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9")
+    try:
+        server = HttpServer(app, "::1", 0)
+    except OSError as error:
+        pytest.skip(f"no IPv6 loopback: {error}")
+    server.start()
+    try:
+        assert httpx.get(f"http://[::1]:{server.port}/healthz").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_starting_a_closed_server_raises() -> None:
+    store = StateStore()
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9")
+    server = HttpServer(app, "127.0.0.1", 0)
+    server.close()
+    with pytest.raises(OSError):
+        server.start()
+    server.stop()  # nothing left to stop
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "gzipped"),
+    [
+        ("gzip", True),
+        ("GZIP", True),
+        ("deflate, gzip;q=0.5", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.0, identity", False),
+        ("*;q=0", False),
+        ("br", False),
+        ("", False),
+    ],
+)
+def test_gzip_follows_accept_encoding_as_rfc_9110_reads_it(
+    serve: Serve, accept_encoding: str, gzipped: bool
+) -> None:
+    store = StateStore()
+    _, url = serve(store, build_registry(store), Clock())
+    with (
+        httpx.Client() as http,
+        http.stream(
+            "GET", f"{url}/metrics", headers={"Accept-Encoding": accept_encoding}
+        ) as response,
+    ):
+        body = b"".join(response.iter_raw())
+    assert (response.headers.get("content-encoding") == "gzip") is gzipped
+    assert b"modelarts_exporter_build_info" in (gzip.decompress(body) if gzipped else body)
+
+
+def test_a_method_not_allowed_says_which_are(serve: Serve) -> None:
+    store = StateStore()
+    _, url = serve(store, build_registry(store), Clock())
+    answer = httpx.post(f"{url}/metrics")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, HEAD"
