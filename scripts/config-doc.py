@@ -25,13 +25,9 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from modelarts_exporter.config.endpoints import PRESETS
-from modelarts_exporter.config.settings import (
-    ENV_PREFIX,
-    SECRET_FIELDS,
-    Settings,
-    TargetOptions,
-    TargetSettings,
-)
+from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.config.target import TargetOptions, TargetSettings
+from modelarts_exporter.config.target_fields import ENV_PREFIX, SECRET_FIELDS
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "configuration.md"

@@ -24,7 +24,8 @@ from modelarts_exporter import __version__, logs
 from modelarts_exporter.config.addresses import parse_listen_address
 from modelarts_exporter.config.errors import ConfigError
 from modelarts_exporter.config.load import load, parse
-from modelarts_exporter.config.settings import Settings, TargetSettings
+from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.config.target import TargetSettings
 from modelarts_exporter.config.targets import resolve
 from modelarts_exporter.http.healthcheck import HealthcheckSettings, UnhealthyError, check
 from modelarts_exporter.runtime.service import POLL_NICENESS, Service, freeze_startup_objects

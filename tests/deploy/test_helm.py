@@ -17,7 +17,8 @@ import trustme
 import yaml
 
 from modelarts_exporter.config.load import load
-from modelarts_exporter.config.settings import ENV_PREFIX, SECRET_FIELDS, Settings
+from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.config.target_fields import ENV_PREFIX, SECRET_FIELDS
 from modelarts_exporter.config.targets import resolve
 from modelarts_exporter.http.webconfig import load as load_web_config
 from support.deploy import (

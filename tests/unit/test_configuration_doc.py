@@ -8,7 +8,8 @@ from types import ModuleType
 
 import pytest
 
-from modelarts_exporter.config.settings import Settings, TargetSettings
+from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.config.target import TargetSettings
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "config-doc.py"
 

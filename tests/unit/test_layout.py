@@ -86,3 +86,17 @@ def test_the_simulator_uses_only_the_api_vocabulary() -> None:
         if _layer(imported) not in ("simulator", "cloud")
     ]
     assert not wrong, "\n".join(wrong)
+
+
+MAX_LINES = 350
+
+
+def test_no_exporter_module_is_longer_than_one_job_needs() -> None:
+    """The exporter proper; the simulator (test infrastructure, never shipped as behaviour) has
+    three longer modules still, listed in docs/architecture.md."""
+    long = [
+        f"{path.relative_to(PACKAGE)}: {n} lines"
+        for module, path in _modules()
+        if _layer(module) != "simulator" and (n := len(path.read_text().splitlines())) > MAX_LINES
+    ]
+    assert not long, "split these along the data flow:\n" + "\n".join(long)

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsError
 
 from modelarts_exporter.config.errors import ConfigError
-from modelarts_exporter.config.settings import ENV_PREFIX, SECRET_FIELDS, Settings
+from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.config.target_fields import ENV_PREFIX, SECRET_FIELDS
 from modelarts_exporter.text import Location, validation_lines
 
 

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelarts_exporter.config.credentials import CREDENTIAL_FIELDS, Ambient, AmbientError, discover
 from modelarts_exporter.config.errors import ConfigError
-from modelarts_exporter.config.settings import Settings, TargetOptions, TargetSettings
+from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.config.target import TargetOptions, TargetSettings
 from modelarts_exporter.config.yamlfile import YamlFileError, load_yaml
 from modelarts_exporter.text import validation_lines
 

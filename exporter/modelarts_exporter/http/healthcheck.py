@@ -20,7 +20,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from modelarts_exporter.config.addresses import ListenAddress, parse_listen_address
-from modelarts_exporter.config.settings import DEFAULT_PORT, SETTINGS_CONFIG
+from modelarts_exporter.config.settings import SETTINGS_CONFIG
+from modelarts_exporter.config.target_fields import DEFAULT_PORT
 from modelarts_exporter.http import webconfig
 
 TIMEOUT_SECONDS = 4.0

@@ -15,7 +15,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from modelarts_exporter import __version__
 from modelarts_exporter.config.errors import ConfigError
-from modelarts_exporter.config.settings import Settings, TargetSettings
+from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.config.target import TargetSettings
 from modelarts_exporter.config.targets import resolve
 from modelarts_exporter.http.app import WebApp
 from modelarts_exporter.http.guard import protect

@@ -22,7 +22,8 @@ from modelarts_exporter.cloud.auth import AkSkAuth, IamPasswordAuth, StaticToken
 from modelarts_exporter.cloud.client import ApiClient, RetryPolicy
 from modelarts_exporter.cloud.statuses import KNOWN
 from modelarts_exporter.config.errors import ConfigError
-from modelarts_exporter.config.settings import Settings, TargetOptions, TargetSettings
+from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.config.target import TargetOptions, TargetSettings
 from modelarts_exporter.expose.collector import StateCollector
 from modelarts_exporter.http.reload import LiveWebConfig
 from modelarts_exporter.http.webconfig import WebConfigError

@@ -1,0 +1,244 @@
+"""What one target may be told: every per-target setting declared once, with its bounds,
+default and description (the descriptions are ``--help``, and ``docs/configuration.md`` is
+generated from them). The checks that combine fields are :mod:`.target`'s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+)
+from pydantic_settings import NoDecode
+
+from modelarts_exporter.config.endpoints import Cloud
+from modelarts_exporter.config.listing import Pagination
+
+ENV_PREFIX = "MODELARTS_EXPORTER_"
+DEFAULT_PORT = 9878
+SECRET_FIELDS = frozenset({"auth_token", "secret_key", "security_token", "password"})
+
+
+class TargetFields(BaseModel):
+    """The per-target settings, as declared; :class:`~.target.TargetOptions` checks them
+    together."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Where and what to poll.
+    cloud: Cloud | None = Field(
+        None,
+        description="Cloud of the endpoints: otc (Open Telekom Cloud) or huaweicloud. With REGION "
+        "it sets the ModelArts and IAM endpoints from the exporter's table of regions; ENDPOINT "
+        "and IAM_ENDPOINT, when set, win.",
+    )
+    region: str | None = Field(
+        None,
+        description="Region of CLOUD, e.g. eu-de or ap-southeast-3; CLOUD and REGION go together. "
+        "A region missing from the table is an error listing the known ones, unless ENDPOINT and "
+        "IAM_ENDPOINT are both set.",
+    )
+    endpoint: str | None = Field(
+        None,
+        description="ModelArts API endpoint, e.g. https://modelarts.eu-de.otc.t-systems.com; "
+        "default: the one of CLOUD and REGION. Set it for a region missing from the table, or a "
+        "proxy. No credentials in the URL.",
+    )
+    iam_endpoint: str | None = Field(
+        None,
+        description="IAM endpoint of password logins, e.g. https://iam.eu-de.otc.t-systems.com/v3; "
+        "default: the one of CLOUD and REGION.",
+    )
+    project_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Project whose training-job versions are listed: its id, as in the console. "
+        "Required, except with a password login, where PROJECT_NAME can stand in. Every series "
+        "of the project carries it as the project_id label.",
+    )
+    project_name: str | None = Field(
+        None,
+        description="Instead of PROJECT_ID with a password login: the project's name (e.g. "
+        "eu-de_ml), which scopes the IAM token; IAM tells the id.",
+    )
+    # Credentials: an IAM user's password, a token, or an AK/SK pair (temporary ones with a
+    # security token).
+    username: str | None = Field(
+        None, description="IAM user of a password login; needs PASSWORD and DOMAIN_NAME."
+    )
+    password: SecretStr | None = Field(
+        None,
+        description="Password of USERNAME (secret; prefer PASSWORD_FILE). The exporter asks IAM "
+        "for a token, reuses it across polls and renews it before it expires.",
+    )
+    domain_name: str | None = Field(
+        None,
+        description="Account (domain) name of USERNAME, e.g. OTC-EU-DE-00000000001000000001.",
+    )
+    auth_token: SecretStr | None = Field(
+        None,
+        description="Static IAM token, sent as X-Auth-Token (secret; prefer AUTH_TOKEN_FILE). "
+        "It expires after 24 h at most and is never renewed: for tests.",
+    )
+    access_key: str | None = Field(
+        None,
+        description="Access key id (AK) of AK/SK request signing, the recommended credentials; "
+        "needs SECRET_KEY.",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Secret access key (SK) that signs every request (secret; prefer "
+        "SECRET_KEY_FILE).",
+    )
+    security_token: SecretStr | None = Field(
+        None,
+        description="Security token of temporary AK/SK credentials (from an agency or STS), "
+        "signed with every request (secret; prefer SECURITY_TOKEN_FILE).",
+    )
+    # Any secret can come from a file instead, as mounted Kubernetes Secrets do.
+    auth_token_file: Path | None = Field(
+        None,
+        description="File holding AUTH_TOKEN (a trailing line break is dropped), read when the "
+        "settings are loaded. Preferred: the secret stays out of the environment and the process "
+        "list. AUTH_TOKEN wins when both are set.",
+    )
+    secret_key_file: Path | None = Field(
+        None,
+        description="File holding SECRET_KEY (a trailing line break is dropped), read when the "
+        "settings are loaded. Preferred: the secret stays out of the environment and the process "
+        "list. SECRET_KEY wins when both are set.",
+    )
+    security_token_file: Path | None = Field(
+        None,
+        description="File holding SECURITY_TOKEN (a trailing line break is dropped), read when "
+        "the settings are loaded. Preferred: the secret stays out of the environment and the "
+        "process list. SECURITY_TOKEN wins when both are set.",
+    )
+    password_file: Path | None = Field(
+        None,
+        description="File holding PASSWORD (a trailing line break is dropped), read when the "
+        "settings are loaded. Preferred: the secret stays out of the environment and the process "
+        "list. PASSWORD wins when both are set.",
+    )
+    api_version: Literal["v1", "v2", "both"] = Field(
+        "v1",
+        description="v1: job versions (GET /v1/…/training-jobs/versions); v2: jobs "
+        "(POST /v2/…/training-job-searches); both: the two, published as one target.",
+    )
+    # Polling.
+    poll_interval_seconds: float = Field(
+        60.0,
+        ge=0.05,
+        le=86400,
+        description="Seconds from the start of one poll of the target to the next; the first "
+        "runs at start-up. A poll never overlaps the previous one: a poll due while one runs is "
+        "skipped. A minute suits jobs that queue and run for minutes to days; each full poll "
+        "costs about versions / PAGE_SIZE requests.",
+    )
+    poll_timeout_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Deadline of one poll in seconds, its retries included; past it the poll is "
+        "abandoned (no request of it goes on) and fails as timeout. Default: the poll interval, "
+        "so a poll ends before the next one is due.",
+    )
+    page_size: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Versions asked per request. Bigger pages cost fewer requests and less CPU "
+        "per version: for big tenants use 1000 (docs/performance.md). An API that serves fewer "
+        "per page than asked is read by the size it serves (one warning says so).",
+    )
+    max_concurrency: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Requests in flight at once: pages after the first are fetched by this many "
+        "workers, each with a kept-alive connection of its own (so also the number of "
+        "connections). With 8, a 100,000-version listing takes about an eighth of the time of "
+        "reading it page by page (docs/performance.md).",
+    )
+    pagination: Pagination = Field(
+        "auto",
+        description="What the API's offset parameter means, which it does not document: offset "
+        "(a record offset), page (a page index), all (one limit=0 request for every version), or "
+        "auto: find out with one probe request (offset=1) and remember; a probe that cannot tell "
+        "(the listing moved meanwhile) makes that poll read everything with one limit=0 request.",
+    )
+    request_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Seconds to wait for connecting and for each read; a whole request is cut "
+        "off at three times this, however slowly its bytes trickle in. A time-out is retried as "
+        "other transient failures are (MAX_RETRIES).",
+    )
+    max_retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="Retries of a request failing transiently (throttled, time-out, connection, "
+        "5xx), within the poll's deadline: exponential backoff with full jitter from 0.5 s up to "
+        "30 s, or the API's Retry-After (up to 30 s). Other failures are not retried.",
+    )
+    max_response_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest response body accepted, in bytes (default 64 MiB). A larger one, "
+        "declared or streamed without end, fails the poll as invalid_response instead of filling "
+        "the memory.",
+    )
+    verify_tls: bool = Field(
+        True,
+        description="Check the API's TLS certificate. --no-verify-tls (or false) turns it off, "
+        "with a warning: the API's identity is then not checked.",
+    )
+    ca_bundle: Path | None = Field(
+        None,
+        description="PEM file of the CAs to trust for the API instead of the system's (a private "
+        "CA, a TLS-inspecting proxy). It must exist.",
+    )
+    # Filters of the listing.
+    status: int | None = Field(
+        None,
+        ge=0,
+        le=255,
+        description="Only list versions with this status code (the API's filter). Not with "
+        "POLL_MODE=incremental.",
+    )
+    pool_id: str | None = Field(None, description="Only list versions in this resource pool.")
+    workspace_id: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Workspaces to list, comma-separated (a list in a targets file); each is "
+        "listed on its own and the results merged. Default: the API's default workspace, 0.",
+    )
+    sort_by: Literal["create_time", "job_desc", "status", "duration", "job_name"] = Field(
+        "create_time",
+        description="Field the listing is sorted by. Ascending creation time (the default, with "
+        "ORDER=asc) keeps already-read records in place when jobs are created during a poll.",
+    )
+    order: Literal["asc", "desc"] = Field(
+        "asc", description="Order of the listing; asc for the reason given at SORT_BY."
+    )
+    # Incremental polling (docs/performance.md).
+    poll_mode: Literal["full", "incremental"] = Field(
+        "full",
+        description="full lists every version each poll; incremental reads only what can have "
+        "changed (new versions, active ones, where ended ones went) and publishes the same "
+        "metrics with about 4 % of the requests on a big tenant (docs/performance.md). Not with "
+        "STATUS or PAGINATION=all.",
+    )
+    full_listing_every: int = Field(
+        10,
+        ge=1,
+        le=100_000,
+        description="In incremental mode, every Nth poll is a full listing: a safety net should "
+        "the API ever break what incremental polls rely on. Incremental polls also fall back to "
+        "a full listing whenever they cannot vouch for their result.",
+    )
