@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from support.processes import background, free_port
 from support.secrets import TOKEN
 from support.simulation import InProcessExporter, SimFactory, parse_samples, select
 from support.truth import assert_matches_truth, truth
-from support.waiting import wait_for
+from support.waiting import eventually_async, wait_for
 
 pytestmark = pytest.mark.anyio
 MakeExporter = Callable[..., InProcessExporter]
@@ -35,7 +36,7 @@ def target_entry(sim: SimulatorServer, name: str, **extra: Any) -> str:
         "project_id": sim.project_id,
         "auth_token": TOKEN,
         "page_size": 100,
-        "request_timeout_seconds": 0.5,
+        "request_timeout_seconds": 5,  # healthy answers take milliseconds, a busy machine more
         "max_retries": 1,
         **extra,
     }
@@ -47,12 +48,44 @@ async def _scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], floa
         return parse_samples((await http.get(url)).text)
 
 
+async def _scrape_until(
+    url: str, done: Callable[[dict[tuple[str, frozenset[tuple[str, str]]], float]], bool]
+) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The first scrape whose samples are ``done`` (the last one, if none was in time)."""
+    scraped = [await _scrape(url)]
+
+    async def scraped_done() -> bool:
+        scraped.append(await _scrape(url))
+        return done(scraped[-1])
+
+    await eventually_async(scraped_done)
+    return scraped[-1]
+
+
+def _matches_truth(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], records: Any
+) -> bool:
+    try:
+        assert_matches_truth(samples, truth(records))
+    except AssertionError:
+        return False
+    return True
+
+
 async def test_one_target_down_and_one_throttled_leave_the_third_exact_and_fresh(
     simulator: SimFactory, tmp_path: Path
 ) -> None:
     healthy = simulator(size=700, seed=1, project_id="healthy")
     throttled = simulator(size=300, seed=2, project_id="throttled")
-    throttled.faults.add(FaultRule(FaultKind.THROTTLE, retry_after="1"))
+    # The healthy target's requests so far as each throttled request arrives. A throttled poll
+    # is two of them (max_retries 1), the second after waiting out Retry-After: 1.
+    healthy_at: list[int] = []
+
+    def throttle(request: object) -> bool:
+        healthy_at.append(healthy.stats.requests)
+        return True
+
+    throttled.faults.add(FaultRule(FaultKind.THROTTLE, retry_after="1", when=throttle))
     down = simulator(size=100, seed=3, project_id="down")
     down_url = down.url
     down.stop()  # nothing listens there any more
@@ -70,13 +103,27 @@ async def test_one_target_down_and_one_throttled_leave_the_third_exact_and_fresh
     )
     port = free_port()
     runtime = Runtime(Settings(config_file=config, listen_address=f"127.0.0.1:{port}"))
+    metrics = f"http://127.0.0.1:{port}/metrics"
+    errors = "modelarts_exporter_poll_errors_total"
     running = asyncio.ensure_future(runtime.run())
     try:
-        await asyncio.sleep(2.5)
+        await _scrape_until(  # every target has polled, the throttled one retried
+            metrics,
+            lambda s: (
+                select(s, "modelarts_exporter_up", project_id="healthy") == 1
+                and select(s, errors, project_id="throttled", reason="throttled") >= 1
+                and select(s, errors, project_id="down", reason="connection") >= 1
+            ),
+        )
         polled_before = healthy.stats.requests
         healthy.tenant.advance(900)  # the truth moves; the healthy target must follow it
-        await asyncio.sleep(1.5)
-        samples = await _scrape(f"http://127.0.0.1:{port}/metrics")
+        records = healthy.tenant.records_in("0")
+        samples = await _scrape_until(
+            metrics,
+            lambda s: _matches_truth(
+                {k: v for k, v in s.items() if ("project_id", "healthy") in k[1]}, records
+            ),
+        )
     finally:
         runtime.stop()
         await running
@@ -102,10 +149,11 @@ async def test_one_target_down_and_one_throttled_leave_the_third_exact_and_fresh
     )
     healthy_only = {k: v for k, v in samples.items() if ("project_id", "healthy") in k[1]}
     assert_matches_truth(healthy_only, truth(healthy.tenant.records_in("0")))
-    last = select(
-        samples, "modelarts_exporter_last_success_timestamp_seconds", project_id="healthy"
-    )
-    assert time.time() - last < 2.0  # fresh: one held up by its throttled neighbour lags seconds
+    # Fresh: the healthy target polled while its throttled neighbour waited out a Retry-After,
+    # between the two requests of one throttled poll. Held up by it, it would poll only between
+    # throttled polls.
+    throttled_polls = zip(healthy_at[0::2], healthy_at[1::2], strict=False)
+    assert any(after > before for before, after in throttled_polls), healthy_at
 
 
 def test_sighup_reload_adds_and_removes_targets_and_keeps_the_others(
@@ -150,7 +198,7 @@ def test_sighup_reload_adds_and_removes_targets_and_keeps_the_others(
 
         config.write_text("targets: [broken\n")
         process.send_signal(signal.SIGHUP)
-        time.sleep(0.5)
+        logged = _stderr_until(process, "reload failed")  # read, before the file changes again
         kept = parse_samples(httpx.get(metrics).text)
         assert select(kept, "modelarts_exporter_up", project_id="second") == 1
 
@@ -165,15 +213,35 @@ def test_sighup_reload_adds_and_removes_targets_and_keeps_the_others(
         assert not any(("project_id", "first") in labels for _, labels in gone)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
-        stderr = process.stderr.read() if process.stderr else ""
+        stderr = logged + (process.stderr.read() if process.stderr else "")
     assert "reload failed, keeping the current targets" in stderr
     assert "not valid YAML" in stderr
     assert "Traceback" not in stderr
 
 
+def _stderr_until(process: subprocess.Popen[str], text: str) -> str:
+    """What ``process`` wrote to stderr up to the first line with ``text``, waiting for it."""
+    assert process.stderr is not None
+    lines = [process.stderr.readline()]
+    while text not in lines[-1]:
+        assert lines[-1], f"stderr ended without {text!r}: {''.join(lines)}"
+        lines.append(process.stderr.readline())
+    return "".join(lines)
+
+
 async def test_slow_polls_never_overlap(simulator: SimFactory) -> None:
     sim = simulator(size=200)
     sim.faults.latency_seconds = 0.25  # a poll (2 pages, one at a time) takes ~0.5 s
+    # Requests in flight (received, not answered) as each one is past its latency: a poll has
+    # one at a time, so two would be two polls overlapping.
+    in_flight: list[int] = []
+
+    def note(request: object) -> bool:
+        stats = sim.stats
+        in_flight.append(stats.requests - sum(stats.by_status.values()))
+        return False
+
+    sim.faults.add(FaultRule(FaultKind.SHIFT, when=note))
     port = free_port()
     settings = Settings(
         endpoint=sim.url,
@@ -187,37 +255,14 @@ async def test_slow_polls_never_overlap(simulator: SimFactory) -> None:
         listen_address=f"127.0.0.1:{port}",
     )
     runtime = Runtime(settings)
-    (name,) = [
-        t.name
-        for t in __import__("modelarts_exporter.config.targets", fromlist=["resolve"]).resolve(
-            settings
-        )
-    ]
-    _, target = None, None
     running = asyncio.ensure_future(runtime.run())
-    concurrent = 0
-    peak = 0
     try:
-        await asyncio.sleep(0.05)
-        _, target = runtime._targets[name]
-        original = target.poller.poll
-
-        async def counting() -> bool:
-            nonlocal concurrent, peak
-            concurrent += 1
-            peak = max(peak, concurrent)
-            try:
-                return await original()
-            finally:
-                concurrent -= 1
-
-        target.poller.poll = counting  # type: ignore[method-assign]
-        await asyncio.sleep(2.0)
+        # Four polls, each of them due several times while the one before it ran.
+        assert await eventually_async(lambda: len(in_flight) >= 8)
     finally:
         runtime.stop()
         await running
-    assert peak == 1
-    assert 2 <= sim.stats.requests // 2 <= 6  # a poll every ~0.5 s, not every 0.1 s
+    assert max(in_flight) == 1, in_flight
 
 
 async def test_clock_skew_is_warned_once(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -174,6 +173,4 @@ async def test_auth_repr_hides_the_password(simulator: SimFactory) -> None:
             project_name="eu-de_acme",
         )
         assert PASSWORD not in repr(auth)
-        started = time.monotonic()
         assert await auth.project_id() == "simproject"
-        assert time.monotonic() - started < 5

@@ -381,17 +381,18 @@ def test_an_idle_or_stalled_connection_is_closed_after_the_keepalive_time(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     monkeypatch.setattr(http11, "KEEPALIVE_SECONDS", 0.5)
+    started = time.monotonic()  # before either connection: the keep-alive time starts later
     with (
         socket.create_connection(("127.0.0.1", exporter_port)) as idle,
         socket.create_connection(("127.0.0.1", exporter_port)) as stalled,
     ):
         idle.sendall(_request("/healthz"))
         stalled.sendall(b"GET /metr")
-        started = time.monotonic()
+        # Closed by the server (within _read_all's 5 s, ten times the keep-alive time)...
         answered, idle_closed = _read_all(idle)
         assert idle_closed and _statuses(answered) == [200]
         assert _read_all(stalled) == (b"", True)
-        assert 0.4 < time.monotonic() - started < 4
+        assert time.monotonic() - started >= 0.5  # ...and not before the keep-alive time
     _quiet(caplog)
 
 
@@ -403,11 +404,11 @@ def test_a_slowloris_holds_up_no_other_client(exporter_port: int) -> None:
             sock = socket.create_connection(("127.0.0.1", exporter_port))
             sock.sendall(b"GET /metr")
             stalled.append(sock)
-        started = time.monotonic()
+        # Held up, a scrape would wait for the stalled clients' 60 s keep-alive time, far beyond
+        # httpx's 5 s time-out.
         with httpx.Client(base_url=f"http://127.0.0.1:{exporter_port}") as http:
             for _ in range(20):
                 assert http.get("/metrics").status_code == 200
-        assert time.monotonic() - started < 2.0
     finally:
         for sock in stalled:
             sock.close()

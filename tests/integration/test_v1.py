@@ -157,8 +157,10 @@ async def test_cancelled_pages_give_their_connection_back(
     their connection back: two lost ones would leave this exporter waiting for a free connection
     in every later poll, reported as time-outs for ever."""
     sim = simulator(size=300)
+    # A read time-out well above a healthy answer on a busy machine: a time-out here must be a
+    # request that waited for a connection that was never given back.
     exporter = exporter_for(
-        sim, page_size=40, max_concurrency=2, request_timeout_seconds=0.5, max_retries=0
+        sim, page_size=40, max_concurrency=2, request_timeout_seconds=5, max_retries=0
     )
     poller = exporter.target.poller
     sim.faults.add(FaultRule(FaultKind.API_ERROR, probability=0.15))

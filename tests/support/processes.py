@@ -43,6 +43,11 @@ class _Recorded:
         self.seen.append(text)
         return text
 
+    def readline(self) -> str:
+        line = self._stream.readline()
+        self.seen.append(line)
+        return line
+
     def close(self) -> None:
         self._stream.close()
 

@@ -105,12 +105,12 @@ HOSTILE_BODIES = {
 
 @pytest.mark.parametrize("body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
 def test_hostile_bodies_are_invalid_response_quickly(body: bytes) -> None:
-    started = time.monotonic()
+    started = time.thread_time()  # CPU time of this thread: what a busy machine does not inflate
     with pytest.raises(PollError) as caught:
         parse_page(body)
     assert caught.value.reason is Reason.INVALID_RESPONSE
     assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
-    assert time.monotonic() - started < 1.0
+    assert time.thread_time() - started < 1.0  # generous: even the 10 MB string is far below
 
 
 @pytest.mark.parametrize("field", ["error_message", "error_msg"])

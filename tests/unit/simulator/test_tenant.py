@@ -121,14 +121,16 @@ def test_set_status_keeps_timestamps_consistent(tenant: Tenant) -> None:
 
 
 def test_generating_200k_versions_is_fast() -> None:
-    started = time.perf_counter()
+    """Budgets of this thread's CPU time, generous ones: other work on a busy machine does not
+    eat into them as it does into the wall-clock time."""
+    started = time.thread_time()
     tenant = Tenant(size=200_000, seed=1, now_ms=NOW_MS)
-    elapsed = time.perf_counter() - started
+    elapsed = time.thread_time() - started
     assert len(tenant) == 200_000
     assert elapsed < 3.0
-    started = time.perf_counter()
+    started = time.thread_time()
     total, page = tenant.list_page(offset=150_000, limit=100)
     for offset in range(0, 10_000, 100):
         tenant.list_page(offset=offset, limit=100)
     assert (total, len(page)) == (200_000, 100)
-    assert time.perf_counter() - started < 1.5  # sorted once, then sliced
+    assert time.thread_time() - started < 1.5  # sorted once, then sliced
