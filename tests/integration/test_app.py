@@ -229,7 +229,9 @@ def _stderr_until(process: subprocess.Popen[str], text: str) -> str:
     return "".join(lines)
 
 
-async def test_slow_polls_never_overlap(simulator: SimFactory) -> None:
+async def test_slow_polls_never_overlap_and_finish_past_the_interval(
+    simulator: SimFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     sim = simulator(size=200)
     sim.faults.latency_seconds = 0.25  # a poll (2 pages, one at a time) takes ~0.5 s
     # Requests in flight (received, not answered) as each one is past its latency: a poll has
@@ -242,8 +244,9 @@ async def test_slow_polls_never_overlap(simulator: SimFactory) -> None:
         return False
 
     sim.faults.add(FaultRule(FaultKind.SHIFT, when=note))
+    caplog.set_level(logging.INFO)
     port = free_port()
-    settings = Settings(
+    settings = Settings(  # the default deadline: a poll five intervals long is let finish
         endpoint=sim.url,
         project_id=sim.project_id,
         auth_token=TOKEN,
@@ -251,18 +254,27 @@ async def test_slow_polls_never_overlap(simulator: SimFactory) -> None:
         max_concurrency=1,
         pagination="offset",
         poll_interval_seconds=0.1,
-        poll_timeout_seconds=5,
         listen_address=f"127.0.0.1:{port}",
     )
     runtime = Runtime(settings)
     running = asyncio.ensure_future(runtime.run())
+    successes = "modelarts_exporter_last_success_timestamp_seconds"
+    seen: set[float] = set()
+
+    async def polled_four_times() -> bool:
+        seen.add(select(await _scrape(f"http://127.0.0.1:{port}/metrics"), successes))
+        return len(seen - {0.0}) >= 4
+
     try:
         # Four polls, each of them due several times while the one before it ran.
-        assert await eventually_async(lambda: len(in_flight) >= 8)
+        assert await eventually_async(polled_four_times), seen
     finally:
         runtime.stop()
         await running
     assert max(in_flight) == 1, in_flight
+    assert "poll failed" not in caplog.text
+    assert caplog.text.count("longer than its 0.1 s interval") == 1, caplog.text
+    assert "maximum number of running instances" not in caplog.text  # APScheduler's skip
 
 
 async def test_clock_skew_is_warned_once(

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import httpx
@@ -117,6 +118,12 @@ async def test_health_and_readiness_follow_the_last_success(
         clock.now += 3 * 60 + 1
         assert (await http.get("/readyz")).status_code == 503
         assert (await http.get("/healthz")).status_code == 200
+        # Polls slower than their interval are let finish: readiness then counts in polls.
+        slow = replace(exporter.target.poller.state, last_poll_seconds=200.0)
+        exporter.store.publish(slow)
+        assert (await http.get("/readyz")).status_code == 200
+        clock.now += 3 * 200 - (3 * 60 + 1) + 1
+        assert (await http.get("/readyz")).status_code == 503
         assert (await http.get("/nope")).status_code == 404
         assert (await http.post("/metrics")).status_code == 405
 

@@ -69,7 +69,8 @@ class Settings(BaseSettings, TargetOptions):
         3.0,
         gt=0,
         description="/readyz fails when a target's last successful poll is older than this many "
-        "of its poll intervals: with 3, a failed poll or two do not turn the exporter unready.",
+        "of its poll intervals (of its last poll's duration, when polls are slower than the "
+        "interval): with 3, a failed poll or two do not turn the exporter unready.",
     )
     web_config_file: Path | None = Field(
         None,

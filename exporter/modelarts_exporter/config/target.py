@@ -21,6 +21,12 @@ from modelarts_exporter.config.errors import ConfigError
 from modelarts_exporter.config.listing import MAX_LIMIT, ListingOptions, V2Options
 from modelarts_exporter.config.target_fields import ENV_PREFIX, SECRET_FIELDS, TargetFields
 
+POLL_TIMEOUT_INTERVALS = 10
+MIN_POLL_TIMEOUT_SECONDS = 300.0
+"""The default poll deadline: ten intervals, at least five minutes. Every request is already
+bounded (time-outs, retries within the deadline), so what this catches is a poll that keeps
+going without end, never a slow one: those are let finish, however far past the interval."""
+
 
 def _flag(name: str) -> str:
     return f"{ENV_PREFIX}{name.upper()} (--{name.replace('_', '-')})"
@@ -180,7 +186,9 @@ class TargetOptions(TargetFields):
 
     @property
     def poll_timeout(self) -> float:
-        return self.poll_timeout_seconds or self.poll_interval_seconds
+        return self.poll_timeout_seconds or max(
+            POLL_TIMEOUT_INTERVALS * self.poll_interval_seconds, MIN_POLL_TIMEOUT_SECONDS
+        )
 
     def listing_options(self) -> ListingOptions:
         return ListingOptions(

@@ -136,16 +136,18 @@ class TargetFields(BaseModel):
         ge=0.05,
         le=86400,
         description="Seconds from the start of one poll of the target to the next; the first "
-        "runs at start-up. A poll never overlaps the previous one: a poll due while one runs is "
-        "skipped. A minute suits jobs that queue and run for minutes to days; each full poll "
-        "costs about versions / PAGE_SIZE requests.",
+        "runs at start-up. A poll never overlaps the previous one: one that needs longer than "
+        "the interval (a big project, a throttled API) is let finish and the next starts right "
+        "after it, with one warning naming the remedy. A minute suits jobs that queue and run "
+        "for minutes to days; each full poll costs about versions / PAGE_SIZE requests.",
     )
     poll_timeout_seconds: float | None = Field(
         None,
         gt=0,
         description="Deadline of one poll in seconds, its retries included; past it the poll is "
-        "abandoned (no request of it goes on) and fails as timeout. Default: the poll interval, "
-        "so a poll ends before the next one is due.",
+        "abandoned (no request of it goes on) and fails as timeout. It cuts off a stuck poll "
+        "only, so it is not the interval: a slow poll is let finish. Default: ten poll "
+        "intervals, at least 300 s.",
     )
     page_size: int = Field(
         100,

@@ -172,10 +172,10 @@ def accepts_gzip(accept_encoding: str) -> bool:
 
 
 def _fresh(state: TargetState, now: float, intervals: float) -> bool:
-    return (
-        state.last_success is not None
-        and now - state.last_success <= intervals * state.interval_seconds
-    )
+    # A poll slower than its interval is let finish, so successes come a poll's length apart:
+    # measured in polls, not intervals, a slow target is not unready for being slow.
+    period = max(state.interval_seconds, state.last_poll_seconds or 0.0)
+    return state.last_success is not None and now - state.last_success <= intervals * period
 
 
 def _reply(

@@ -6,8 +6,9 @@ listing whenever the incremental one cannot vouch for its result.
 
 A poll either completes and swaps in a new snapshot, or fails and republishes the last good
 snapshot with ``up`` 0, the error counted under its reason and logged once. The ledger only ever
-sees complete listings. A poll is bounded by a deadline, so a stuck API shows up as ``timeout``
-instead of polls piling up.
+sees complete listings. A poll is bounded by a deadline, so a stuck API shows up as ``timeout``;
+that deadline is not the interval: a poll slower than its interval is let finish (the service
+starts the next one right after it) and said so once, with the remedy.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class TargetPoller:
         """API responses by code, counted by the client as they arrive."""
         self._durations = HistogramBuilder(POLL_DURATION_BUCKETS)
         self._unrecognized: set[int] = set()
+        self._overrunning = False
+        """Whether the last poll took longer than the interval (warned once, until one fits)."""
         self._state = TargetState(
             target=target,
             project_id=project_id,
@@ -164,7 +167,23 @@ class TargetPoller:
     def _record_duration(self, started: float) -> float:
         elapsed = time.monotonic() - started
         self._durations.observe(elapsed)
+        self._note_overrun(elapsed)
         return elapsed
+
+    def _note_overrun(self, elapsed: float) -> None:
+        overran = elapsed > self.interval_seconds
+        if overran and not self._overrunning:
+            log.warning(
+                "poll took %.1f s, longer than its %g s interval target=%s: polls now run back "
+                "to back; a longer POLL_INTERVAL_SECONDS, or a bigger PAGE_SIZE or "
+                "MAX_CONCURRENCY for a big project, makes them fit again",
+                elapsed,
+                self.interval_seconds,
+                self.target,
+            )
+        elif self._overrunning and not overran:
+            log.info("polls fit their interval again target=%s", self.target)
+        self._overrunning = overran
 
     def _note_unrecognized(self, codes: frozenset[int]) -> None:
         new = codes - self._unrecognized

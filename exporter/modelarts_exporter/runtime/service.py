@@ -5,12 +5,14 @@ taking it all down again on SIGTERM/SIGINT, cancelling polls in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from modelarts_exporter import __version__
@@ -23,7 +25,6 @@ from modelarts_exporter.http.guard import protect
 from modelarts_exporter.http.process import ServingProcess
 from modelarts_exporter.http.server import HttpServer
 from modelarts_exporter.http.webconfig import WebConfig
-from modelarts_exporter.runtime.poller import TargetPoller
 from modelarts_exporter.runtime.wiring import Target, build_registry, build_target, open_web_config
 from modelarts_exporter.snapshot.store import StateStore
 
@@ -77,37 +78,50 @@ class Service:
         self._scheduler = AsyncIOScheduler()
         self._reloading: asyncio.Task[None] | None = None
 
-    async def _poll(self, poller: TargetPoller) -> None:
+    async def _poll(self, name: str, target: Target) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._in_flight[poller.target] = task
+        self._in_flight[name] = task
+        started = datetime.now().astimezone()
         try:
-            await poller.poll()
+            await target.poller.poll()
         except asyncio.CancelledError:
             # Only stopping (or removing the target) cancels a poll; the scheduler would log
             # this as a job failure.
-            log.info("poll cancelled target=%s", poller.target)
+            log.info("poll cancelled target=%s", name)
+            return
         finally:
-            self._in_flight.pop(poller.target, None)
+            self._in_flight.pop(name, None)
+        # Each poll books the next when it ends, rather than an interval trigger firing on its
+        # own: a poll slower than its interval delays the next instead of skipping it with a
+        # scheduler warning per missed run (the poller says it once, with the remedy).
+        if self._targets.get(name, (None, None))[1] is target and not self._stopping.is_set():
+            due = started + timedelta(seconds=target.poller.interval_seconds)
+            self._schedule(name, target, max(due, datetime.now().astimezone()))
+
+    def _schedule(self, name: str, target: Target, when: datetime) -> None:
+        self._scheduler.add_job(
+            self._poll,
+            "date",
+            args=[name, target],
+            run_date=when,
+            id=name,
+            replace_existing=True,
+            misfire_grace_time=None,
+            # The poll that books the next one still counts as running until it has returned;
+            # polls cannot overlap anyway, as only an ending poll books the next.
+            max_instances=2,
+        )
 
     def _add(self, settings: TargetSettings) -> None:
         target = build_target(settings, self.store)
         self._targets[settings.name] = (settings, target)
-        self._scheduler.add_job(
-            self._poll,
-            "interval",
-            args=[target.poller],
-            seconds=target.poller.interval_seconds,
-            next_run_time=datetime.now().astimezone(),
-            id=settings.name,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+        self._schedule(settings.name, target, datetime.now().astimezone())
 
     async def _remove(self, name: str) -> None:
         _, target = self._targets.pop(name)
-        self._scheduler.remove_job(name)
+        with contextlib.suppress(JobLookupError):  # not booked while its poll runs
+            self._scheduler.remove_job(name)
         task = self._in_flight.get(name)
         if task is not None:
             task.cancel()
