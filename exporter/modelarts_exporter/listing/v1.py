@@ -183,29 +183,35 @@ class V1Source:
         return index * self._page_size if mode == "offset" else index
 
     def _adopt_cap(self, first: Page, workspace: str | None) -> int:
-        """The page size to read on with, given the first page of a pass. A first page shorter
-        than asked while ``total_count`` says there is more means that the API caps its pages:
-        reading on with the asked size would leave a gap after every page."""
-        served = len(first.versions)
-        if 0 < served < self._page_size and first.total_count > served:
-            log.warning(
-                "the API served %d versions per page where %d were asked; paging by %d "
-                "(set PAGE_SIZE=%d to silence this) workspace=%s",
-                served,
-                self._page_size,
-                served,
-                served,
-                workspace or "0",
-            )
-            self._page_size = served
-        return self._page_size
+        """The page size to read on with, given the first page of a pass (always asked with
+        ``page_size``). A first page shorter than asked while ``total_count`` says there is more
+        means that the API caps its pages: reading on with the asked size would leave a gap
+        after every page. Learned afresh on every pass, so that one short page (a hiccup, not a
+        cap) costs that pass only, and pages full again bring the asked size back."""
+        asked, served = self._options.page_size, len(first.versions)
+        learned = served if 0 < served < asked and first.total_count > served else asked
+        if learned != self._page_size:
+            if learned < asked:
+                log.warning(
+                    "the API served %d versions per page where %d were asked; paging by %d "
+                    "(set PAGE_SIZE=%d to silence this) workspace=%s",
+                    served,
+                    asked,
+                    served,
+                    served,
+                    workspace or "0",
+                )
+            else:
+                log.info("the API serves full pages again; paging by %d", asked)
+            self._page_size = learned
+        return learned
 
     async def _detect_and_list(
         self, workspace: str | None, sink: ListingSink
     ) -> tuple[int, bool] | None:
         """Find out what ``offset`` means while reading the first pass; as :meth:`_one_pass`, or
         ``None`` when the question stays open."""
-        first = await self._get(self._params(workspace, 0, self._page_size))
+        first = await self._get(self._params(workspace, 0, self._options.page_size))
         size = self._adopt_cap(first, workspace)
         if len(first.versions) < size or first.total_count <= size:
             # Everything fits on the first page: the question does not arise yet.
@@ -240,7 +246,7 @@ class V1Source:
         alone cannot tell that the pass is complete)."""
         mode = self.pagination or "offset"
         if first is None:
-            first = await self._get(self._params(workspace, 0, self._page_size))
+            first = await self._get(self._params(workspace, 0, self._options.page_size))
         size = self._adopt_cap(first, workspace)
         sink.add_page(first.versions)
         last_total = first.total_count

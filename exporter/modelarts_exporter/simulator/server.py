@@ -14,6 +14,7 @@ otherwise.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import threading
@@ -129,6 +130,19 @@ class SimulatorServer:
     @property
     def project_id(self) -> str:
         return self._context.project_id
+
+    @property
+    def max_limit(self) -> int | None:
+        """Most records a page holds (``None``: no cap); settable while serving, as a gateway
+        in front of the API can be reconfigured."""
+        return self._context.max_limit
+
+    @max_limit.setter
+    def max_limit(self, value: int | None) -> None:
+        # Handlers read the server's context per request: swapping it in is live and atomic.
+        self._context = dataclasses.replace(self._context, max_limit=value)
+        if self._httpd is not None:
+            self._httpd.context = self._context
 
     # ---------------------------------------------------------------------------- lifecycle
 
