@@ -49,6 +49,7 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
+	@$(BIN)/python -c 'import aiohttp' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m benchmarks
 
 # Opt-in and slow (about 2 minutes the first time): not part of `make test`. See the script.

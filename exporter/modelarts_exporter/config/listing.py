@@ -13,7 +13,7 @@ request for everything (``all``)."""
 
 @dataclass(frozen=True, slots=True)
 class ListingOptions:
-    page_size: int = 100
+    page_size: int = 1000
     pagination: Pagination = "auto"
     max_concurrency: int = 8
     status: int | None = None

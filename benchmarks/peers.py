@@ -1,0 +1,97 @@
+"""1c. A big project at every default, and 2d/2e. the whole ``once`` process's CPU against the
+best bare Python client's (aiohttp, :mod:`benchmarks.bare_aiohttp`), each a process of its own
+measured by the kernel (``wait4``), alternated so that noise hits both alike."""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from modelarts_exporter.config.listing import ListingOptions
+from modelarts_exporter.config.target_fields import TargetFields
+
+from .common import Row
+from .simproc import PROJECT_ID, SimProcess
+
+LATENCY_S = 0.05
+BIG = 1_000_000
+SIZE = 100_000
+ACTIVE = 0.02
+ROUNDS = 3
+DEFAULT_PAGE = ListingOptions().page_size
+DEFAULT_CONCURRENCY = ListingOptions().max_concurrency
+DEFAULT_INTERVAL = TargetFields.model_fields["poll_interval_seconds"].default
+
+
+def _measured(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """CPU seconds and peak RSS (MB) of one process run to its end (it must succeed)."""
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+        [sys.executable, *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{args[:3]} failed ({process.returncode}): {stderr[-500:]}")
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def _once(sim: SimProcess, **settings: object) -> tuple[float, float]:
+    env = {
+        "MODELARTS_EXPORTER_ENDPOINT": sim.url,
+        "MODELARTS_EXPORTER_PROJECT_ID": sim.project_id,
+        "MODELARTS_EXPORTER_AUTH_TOKEN": "bench-token",  # the benchmark's simulator checks none
+        **{f"MODELARTS_EXPORTER_{key.upper()}": str(value) for key, value in settings.items()},
+    }
+    return _measured(["-m", "modelarts_exporter", "once"], env)
+
+
+def _bare(sim: SimProcess, size: int, concurrency: int) -> float:
+    pages = math.ceil(SIZE / size)
+    args = ["-m", "benchmarks.bare_aiohttp", sim.url, PROJECT_ID, pages, size, concurrency]
+    return _measured([str(arg) for arg in args])[0]
+
+
+def run() -> list[Row]:
+    rows = []
+    big = SimProcess(BIG, active_fraction=ACTIVE, latency_seconds=LATENCY_S, idle_priority=True)
+    with big as sim:
+        started = time.monotonic()
+        _, peak = _once(sim)  # every setting at its default
+        wall = time.monotonic() - started
+    rows.append(
+        Row(
+            "1c. `once` at every default ÷ the default interval (1M, 2% active, 50 ms)",
+            wall / DEFAULT_INTERVAL,
+            0.5,
+            detail=(
+                f"{wall:.1f} s of a {DEFAULT_INTERVAL:g} s interval (page {DEFAULT_PAGE}, "
+                f"{DEFAULT_CONCURRENCY} at once), the process start included; "
+                f"peak RSS {peak:.0f} MB"
+            ),
+        )
+    )
+    with SimProcess(SIZE, active_fraction=ACTIVE, idle_priority=True) as sim:
+        for letter, page in (("d", 100), ("e", DEFAULT_PAGE)):
+            once, bare = [], []
+            for _ in range(ROUNDS):
+                once.append(_once(sim, page_size=page)[0])
+                bare.append(_bare(sim, page, DEFAULT_CONCURRENCY))
+            cpu, peer = statistics.median(once), statistics.median(bare)
+            rows.append(
+                Row(
+                    f"2{letter}. `once` CPU ÷ bare aiohttp client's (100k, 2% active, page {page})",
+                    cpu / peer,
+                    1.5,
+                    detail=f"once {cpu:.2f} s, aiohttp + json.loads {peer:.2f} s (medians, "
+                    "whole processes)",
+                )
+            )
+    return rows
