@@ -1,6 +1,7 @@
-"""1c. A big project at every default, and 2d/2e. the whole ``once`` process's CPU against the
-best bare Python client's (aiohttp, :mod:`benchmarks.bare_aiohttp`), each a process of its own
-measured by the kernel (``wait4``), alternated so that noise hits both alike."""
+"""1c. A big project at every default, 3c/3d. its peak memory, and 2d/2e. the whole ``once``
+process's CPU against the best bare Python client's (aiohttp, :mod:`benchmarks.bare_aiohttp`):
+each a process of its own measured by the kernel (``wait4``), alternated so that noise hits
+both alike."""
 
 from __future__ import annotations
 
@@ -78,6 +79,18 @@ def run() -> list[Row]:
             ),
         )
     )
+    for letter, active, limit in (("c", ACTIVE, 150.0), ("d", 0.35, 200.0)):
+        with SimProcess(BIG, active_fraction=active, idle_priority=True) as sim:
+            _, peak = _once(sim)
+        rows.append(
+            Row(
+                f"3{letter}. `once` peak RSS at every default (1M, {active:.0%} active) (MB)",
+                peak,
+                limit,
+                unit=" MB",
+                detail="the whole process, the kernel's figure",
+            )
+        )
     with SimProcess(SIZE, active_fraction=ACTIVE, idle_priority=True) as sim:
         for letter, page in (("d", 100), ("e", DEFAULT_PAGE)):
             once, bare = [], []
