@@ -35,7 +35,7 @@ import httpx
 import pytest
 import yaml
 
-from modelarts_exporter.simulator import FaultKind, FaultRule, SimulatorServer, Tenant
+from modelarts_exporter.simulator import FaultKind, FaultRule, SimulatorServer, Tenant, V2Tenant
 from support.deploy import (
     PLAIN_RULES,
     SCRAPE_EXAMPLE,
@@ -49,6 +49,7 @@ from support.secrets import TOKEN
 
 LIVE_PROJECT = "live-project"
 STUCK_PROJECT = "stuck-project"
+V2_PROJECT = "v2-project"
 STUCK_POOL = "pool-stuck"
 GPU_FLAVOR = "modelarts.p3.8xlarge"  # 4 GPUs
 NPU_FLAVOR = "modelarts.bm.ascend.d910.8"  # 8 NPUs
@@ -134,7 +135,11 @@ class Stack:
 
 
 def _exporter(
-    sim: SimulatorServer, port: int, log: Path, web_config: Path | None = None
+    sim: SimulatorServer,
+    port: int,
+    log: Path,
+    web_config: Path | None = None,
+    api_version: str = "v1",
 ) -> Background:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELARTS_EXPORTER_")}
     if web_config is not None:
@@ -146,8 +151,8 @@ def _exporter(
         "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
         "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
         "MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS": "1",
-        "MODELARTS_EXPORTER_PAGE_SIZE": "1000",
         "MODELARTS_EXPORTER_MAX_RETRIES": "0",
+        "MODELARTS_EXPORTER_API_VERSION": api_version,
     }
     return Background.start([tool("modelarts-exporter"), "serve"], log, env)
 
@@ -189,13 +194,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         realtime_speed=60,
     )
     stuck = SimulatorServer(_stuck_tenant(), project_id=STUCK_PROJECT, tokens=[TOKEN])
+    v2 = SimulatorServer(
+        Tenant(size=0),
+        v2=V2Tenant(size=2000, seed=11, workspaces=("0",)),
+        project_id=V2_PROJECT,
+        tokens=[TOKEN],
+        realtime_speed=60,
+    )
     started: list[Background] = []
     try:
         live.start()
         stuck.start()
-        ports = {"live": free_port(), "stuck": free_port(), "dead": free_port()}
+        v2.start()
+        ports = {"live": free_port(), "stuck": free_port(), "dead": free_port(), "v2": free_port()}
         live_exporter = _exporter(live, ports["live"], work / "exporter-live.log")
         started.append(live_exporter)
+        v2_exporter = _exporter(v2, ports["v2"], work / "exporter-v2.log", api_version="v2")
+        started.append(v2_exporter)
         # Plain HTTP with a web configuration (headers only), which breaks once it serves.
         web_config = work / "web-config.yml"
         web_config.write_text("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
@@ -224,6 +239,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stuck.faults.add(FaultRule(FaultKind.THROTTLE, retry_after=None))
         web_config.write_text("http_server_config: [not, a, mapping\n")
         live_exporter.wait_ok(f"http://{targets[0]}/readyz")
+        v2_exporter.wait_ok(f"http://{targets[3]}/readyz")
         with httpx.Client(base_url=url, timeout=10) as client:
             yield Stack(client, targets[2], targets[1])
     finally:
@@ -231,6 +247,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             process.stop()
         live.stop()
         stuck.stop()
+        v2.stop()
 
 
 # --- asking Prometheus ---------------------------------------------------------------------------
@@ -313,6 +330,14 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     assert len(queries) > 30
     missing = wait_for_data(stack, queries)
     assert not missing, "dashboard queries without data:\n" + report(missing)
+
+
+def test_every_dashboard_query_returns_data_for_a_v2_target(stack: Stack) -> None:
+    """The same dashboards over new-version jobs: each query narrowed to the v2 project (those
+    about the exporter itself, which name no project, are answered by every target)."""
+    queries = dict(dashboard_queries({**LIVE_SUBSTITUTIONS, "$project_id": V2_PROJECT}))
+    missing = wait_for_data(stack, queries)
+    assert not missing, "dashboard queries without data for the v2 target:\n" + report(missing)
 
 
 def test_every_alert_expression_returns_data_unless_expected_empty(stack: Stack) -> None:
