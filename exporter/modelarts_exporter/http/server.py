@@ -173,7 +173,10 @@ class HttpServer:
 
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say they
+    # are TCP, and accepted sockets inherit it. With Nagle on, an answer written after a
+    # pipelined one waits for a delayed ACK (40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         # As socketserver did: a restarted exporter rebinds while old connections linger in
         # TIME_WAIT. (Not socket.create_server: it would make "::" refuse IPv4 clients.)
