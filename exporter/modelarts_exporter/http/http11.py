@@ -262,10 +262,22 @@ def _encode(answer: Answer, with_body: bool, keep_alive: bool) -> bytes:
     return head + answer.body if with_body else head
 
 
-def _refusal(status: int) -> bytes:
+async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, text: str) -> None:
+    """Answers a connection that cannot be served with a 400 saying why in ``text`` (one line),
+    unread, and ends it as a malformed request's; the caller closes it."""
+    deadline = _Deadline(writer, "")
+    deadline.start()
+    try:
+        await _send(writer, _refusal(400, text), deadline)
+        await _linger(reader, writer)
+    finally:
+        deadline.cancel()
+
+
+def _refusal(status: int, text: str = "") -> bytes:
     """A short answer to a request that cannot be served; the connection closes after it."""
     phrase = HTTPStatus(status).phrase
-    body = f"{status} {phrase}\n".encode()
+    body = f"{text or f'{status} {phrase}'}\n".encode()
     answer = Answer(status, phrase, [("Content-Type", "text/plain; charset=utf-8")], body)
     return _encode(answer, with_body=True, keep_alive=False)
 
