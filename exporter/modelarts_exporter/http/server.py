@@ -226,10 +226,32 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(LISTEN_BACKLOG)
-    except OSError:
+    except OSError as error:
         sock.close()
-        raise
+        raise ListenError.of(host, port, error) from None
     return sock
+
+
+class ListenError(OSError):
+    """A listening socket that could not be made: one line naming the address and the cause
+    (the OS's own text names neither the address nor, for a name, the host)."""
+
+    def __init__(self, errno: int | None, message: str) -> None:
+        super().__init__(errno, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    @classmethod
+    def of(cls, host: str, port: int, error: OSError) -> ListenError:
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        cause = error.strerror or str(error)
+        if isinstance(error, socket.gaierror):
+            cause = f"the host {host!r} does not resolve ({cause})"
+        else:
+            cause = cause[:1].lower() + cause[1:]
+        return cls(error.errno, f"cannot listen on {address}: {cause}")
 
 
 def _fixed(context: ssl.SSLContext) -> Callable[[], ssl.SSLContext]:
