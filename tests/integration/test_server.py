@@ -20,6 +20,10 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.openmetrics import parser as openmetrics
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from modelarts_exporter import __version__
 from modelarts_exporter.http import http11
@@ -85,6 +89,43 @@ async def test_metrics_formats_gzip_and_one_render_per_snapshot(
         assert await exporter.poll()
         await http.get("/metrics")
         assert app.renders == 3  # a new snapshot, a new render
+
+
+class _Ticks(Collector):
+    """A live collector: a new value at each collect."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def collect(self) -> Iterator[Metric]:
+        self.count += 1
+        yield CounterMetricFamily("ticks_total", "Collects so far.", value=self.count)
+
+
+@pytest.mark.parametrize("accept", ["", "application/openmetrics-text"], ids=["text", "om"])
+def test_live_metrics_are_fresh_at_every_scrape_and_the_rest_rendered_once(
+    serve_wsgi: ServeWsgi, accept: str
+) -> None:
+    store = StateStore()
+    store.publish(TargetState(target="t", project_id="p"))
+    live = CollectorRegistry(auto_describe=False)
+    live.register(_Ticks())
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9", live=live)
+    port = serve_wsgi(app)
+    parse = openmetrics.text_string_to_metric_families if accept else text_string_to_metric_families
+    seen = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Accept": accept}) as http:
+        for encoding in ("identity", "gzip", "gzip", "identity"):
+            with http.stream("GET", "/metrics", headers={"Accept-Encoding": encoding}) as answer:
+                raw = b"".join(answer.iter_raw())
+            text = (gzip.decompress(raw) if encoding == "gzip" else raw).decode()
+            families = {f.name: f for f in parse(text)}
+            assert "modelarts_exporter_up" in families
+            seen.append(families["ticks"].samples[0].value)
+            if accept:
+                assert text.endswith("\n# EOF\n") and text.count("# EOF") == 1
+    assert seen == [1, 2, 3, 4]
+    assert app.renders == 1
 
 
 def test_compressed_body_is_really_gzip(

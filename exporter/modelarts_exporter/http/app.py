@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import threading
 import time
+import zlib
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
@@ -23,17 +24,55 @@ StartResponse = Callable[[str, list[tuple[str, str]]], object]
 Environ = dict[str, Any]
 
 
+_EOF = b"# EOF\n"
+"""How an OpenMetrics exposition ends; what is appended to one goes before it."""
+
+
+class _Rendered:
+    """One generation's exposition in one format, and what gzip made of it. What is read afresh
+    at each scrape (``live``: the processes' metrics) joins it: the gzip stream is kept open
+    before the end, so a scrape compresses only the live part."""
+
+    def __init__(self, plain: bytes) -> None:
+        self._whole = plain
+        self._head = plain.removesuffix(_EOF)
+        self._gzip: bytes | None = None
+        self._open: tuple[bytes, Any] | None = None
+        """The gzip stream of the head so far, and the compressor to go on from."""
+
+    def plain(self, live: bytes) -> bytes:
+        if not live:
+            return self._whole
+        return self._head + live + self._whole[len(self._head) :]
+
+    def gzipped(self, live: bytes) -> bytes:
+        # Two threads may fill these at once: the same bytes, made once too many.
+        if not live:
+            if self._gzip is None:
+                self._gzip = gzip.compress(self._whole, compresslevel=6)
+            return self._gzip
+        if self._open is None:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+            start = compressor.compress(self._head) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            self._open = (start, compressor)
+        start, compressor = self._open
+        going_on = compressor.copy()
+        end = self._whole[len(self._head) :]
+        return start + going_on.compress(live + end) + going_on.flush()
+
+
 class _RenderCache:
-    """Exposition bytes by (generation, content type, gzip). A scrape of what is cached takes no
+    """Exposition renders by generation and content type. A scrape of what is cached takes no
     lock: with 32 scrapers, a lock held by a thread that lost the GIL kept all the others
     waiting. Rendering is serialized, so concurrent scrapes of a new generation wait for one
-    render instead of each doing it."""
+    render instead of each doing it. ``live`` is rendered at every scrape and never cached."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, live: CollectorRegistry | None) -> None:
         self._registry = registry
+        self._live = live
         self._lock = threading.Lock()
-        self._current: tuple[Hashable, dict[tuple[str, bool], bytes]] = (None, {})
-        """The generation and its entries, replaced together by one assignment."""
+        self._current: tuple[Hashable, dict[str, _Rendered]] = (None, {})
+        """The generation and its renders, replaced together by one assignment."""
         self.renders = 0
         """How many times the exposition was rendered (tests and benchmarks read it)."""
 
@@ -41,33 +80,31 @@ class _RenderCache:
         self, generation_now: Callable[[], Hashable], accept: str, want_gzip: bool
     ) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
-        generation, entries = self._current
-        body = entries.get((content_type, want_gzip))
-        if body is not None and generation == generation_now():
-            return body, content_type
-        with self._lock:
-            # Read again under the lock: a scrape that read the generation before a poll
-            # published and got here after one that read it afterwards would otherwise take the
-            # cache back to the old generation, and the next scrape forward again, a render each.
-            generation = generation_now()
-            if generation != self._current[0]:
-                self._current = (generation, {})
-            entries = self._current[1]
-            body = entries.get((content_type, want_gzip))
-            if body is None:
-                plain = entries.get((content_type, False))
-                if plain is None:
-                    plain = encoder(self._registry)
+        generation, renders = self._current
+        rendered = renders.get(content_type)
+        if rendered is None or generation != generation_now():
+            with self._lock:
+                # Read again under the lock: a scrape that read the generation before a poll
+                # published and got here after one that read it afterwards would otherwise take
+                # the cache back to the old generation, and the next scrape forward again, a
+                # render each.
+                generation = generation_now()
+                if generation != self._current[0]:
+                    self._current = (generation, {})
+                renders = self._current[1]
+                rendered = renders.get(content_type)
+                if rendered is None:
+                    rendered = renders[content_type] = _Rendered(encoder(self._registry))
                     self.renders += 1
-                    entries[(content_type, False)] = plain
-                body = gzip.compress(plain, compresslevel=6) if want_gzip else plain
-                entries[(content_type, want_gzip)] = body
+        live = b"" if self._live is None else encoder(self._live).removesuffix(_EOF)
+        body = rendered.gzipped(live) if want_gzip else rendered.plain(live)
         return body, content_type
 
 
 class WebApp:
     """The WSGI application; ``web_config`` is the state of the web configuration that the
-    registry exports, if any (the exposition is cached until it or the states change)."""
+    registry exports, if any (the exposition is cached until it or the states change); ``live``
+    what is read afresh at every scrape and joins the exposition (the processes' metrics)."""
 
     def __init__(
         self,
@@ -78,10 +115,11 @@ class WebApp:
         version: str,
         clock: Callable[[], float] = time.time,
         web_config: Callable[[], ReloadStatus | None] = lambda: None,
+        live: CollectorRegistry | None = None,
     ) -> None:
         self._store = store
         self._web_config = web_config
-        self._cache = _RenderCache(registry)
+        self._cache = _RenderCache(registry, live)
         self._ready_intervals = ready_intervals
         self._version = version
         self._clock = clock
