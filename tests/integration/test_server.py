@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from modelarts_exporter import __version__
+from modelarts_exporter.http import app as app_module
 from modelarts_exporter.http import http11
 from modelarts_exporter.http.app import WebApp
 from modelarts_exporter.http.server import HttpServer
@@ -104,12 +105,14 @@ class _Ticks(Collector):
 
 @pytest.mark.parametrize("accept", ["", "application/openmetrics-text"], ids=["text", "om"])
 def test_live_metrics_are_fresh_at_every_scrape_and_the_rest_rendered_once(
-    serve_wsgi: ServeWsgi, accept: str
+    serve_wsgi: ServeWsgi, accept: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(app_module, "LIVE_SECONDS", 0.0)
     store = StateStore()
     store.publish(TargetState(target="t", project_id="p"))
     live = CollectorRegistry(auto_describe=False)
-    live.register(_Ticks())
+    live_ticks = _Ticks()
+    live.register(live_ticks)
     app = WebApp(store, build_registry(store), ready_intervals=3, version="9", live=live)
     port = serve_wsgi(app)
     parse = openmetrics.text_string_to_metric_families if accept else text_string_to_metric_families
@@ -126,6 +129,10 @@ def test_live_metrics_are_fresh_at_every_scrape_and_the_rest_rendered_once(
                 assert text.endswith("\n# EOF\n") and text.count("# EOF") == 1
     assert seen == [1, 2, 3, 4]
     assert app.renders == 1
+    monkeypatch.setattr(app_module, "LIVE_SECONDS", 3600.0)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Accept": accept}) as http:
+        assert http.get("/metrics").status_code == http.get("/metrics").status_code == 200
+    assert app.renders == 1 and live_ticks.count == 4  # read less than LIVE_SECONDS ago
 
 
 def test_compressed_body_is_really_gzip(
