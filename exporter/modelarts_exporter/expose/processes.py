@@ -3,9 +3,9 @@ time, descriptors) of both processes of ``serve``: the poller's as ``process_*``
 every exporter gives its own process's, and the HTTP server's as
 ``modelarts_exporter_http_process_*``, so that neither hides the other (docs/metrics.md).
 
-They are read from ``/proc`` at each scrape, in the HTTP server's process (where there is no
-``/proc``, none appear). The poller is the process with the pid given, the server the one
-reading.
+They are read from ``/proc`` by a scrape, at most a second old, in the HTTP server's process
+(where there is no ``/proc``, none appear). The poller is the process with the pid given, the
+server the one reading.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ HTTP_NAMESPACE = "modelarts_exporter_http"
 
 
 def process_registry(poller_pid: int) -> CollectorRegistry:
-    """Both processes' metrics, to be rendered afresh at every scrape (never cached)."""
+    """Both processes' metrics, for the application's ``live`` part (never cached with the
+    states' exposition)."""
     registry = CollectorRegistry(auto_describe=False)
     # The pid taken now, not os.getppid() at scrape time: a server orphaned for a moment would
     # report init instead.

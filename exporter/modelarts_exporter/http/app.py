@@ -34,9 +34,9 @@ _EOF = b"# EOF\n"
 
 
 class _Rendered:
-    """One generation's exposition in one format, and what gzip made of it. What is read afresh
-    at each scrape (``live``: the processes' metrics) joins it: the gzip stream is kept open
-    before the end, so a scrape compresses only the live part."""
+    """One generation's exposition in one format, and what gzip made of it. The live part (the
+    processes' metrics) joins it before its end: the gzip stream is kept open there, so joining
+    compresses only the live part."""
 
     def __init__(self, plain: bytes) -> None:
         self._whole = plain
@@ -83,10 +83,10 @@ class _Rendered:
 
 class _RenderCache:
     """Exposition renders by generation and content type. A scrape of what is cached takes no
-        lock: with 32 scrapers, a lock held by a thread that lost the GIL kept all the others
-        waiting. Rendering is serialized, so concurrent scrapes of a new generation wait for one
-        render instead of each doing it. ``live`` is rendered afresh for scrapes
-    :data:`LIVE_SECONDS` apart, whatever the generation."""
+    lock: with 32 scrapers, a lock held by a thread that lost the GIL kept all the others
+    waiting. Rendering is serialized, so concurrent scrapes of a new generation wait for one
+    render instead of each doing it. ``live`` is read again for scrapes :data:`LIVE_SECONDS`
+    apart, whatever the generation."""
 
     def __init__(self, registry: CollectorRegistry, live: CollectorRegistry | None) -> None:
         self._registry = registry
@@ -140,7 +140,8 @@ class _RenderCache:
 class WebApp:
     """The WSGI application; ``web_config`` is the state of the web configuration that the
     registry exports, if any (the exposition is cached until it or the states change); ``live``
-    what is read afresh at every scrape and joins the exposition (the processes' metrics)."""
+    what changes without them (the processes' metrics): read at most :data:`LIVE_SECONDS` before
+    a scrape, it joins the exposition."""
 
     def __init__(
         self,

@@ -263,8 +263,9 @@ def _encode(answer: Answer, with_body: bool, keep_alive: bool) -> bytes:
 
 
 async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, text: str) -> None:
-    """Answers a connection that cannot be served with a 400 saying why in ``text`` (one line),
-    unread, and ends it as a malformed request's; the caller closes it."""
+    """Answers a connection that cannot be served, without reading its request, with a 400
+    saying why in ``text`` (one line), and ends it as a malformed request's; the caller closes
+    it."""
     deadline = _Deadline(writer, "")
     deadline.start()
     try:
