@@ -25,6 +25,7 @@ import httpx
 
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.expose.processes import process_registry
 from modelarts_exporter.http.app import WebApp
 from modelarts_exporter.http.process import ServingProcess
 from modelarts_exporter.http.server import HttpServer
@@ -88,7 +89,8 @@ async def soak(url: str, project: str, polls: int) -> dict[str, list[float]]:
 async def serve(pairs: list[tuple[str, str]]) -> dict[str, int]:
     """As ``serve`` runs: the server in a process of its own, forked before any poll."""
     store = StateStore()
-    app = WebApp(store, build_registry(store), ready_intervals=3, version="bench")
+    live = process_registry(os.getpid())
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="bench", live=live)
 
     def report_renders() -> None:  # in the server's process, after it stopped
         print(json.dumps({"renders": app.renders}), flush=True)

@@ -28,6 +28,7 @@ from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.target import TargetSettings
 from modelarts_exporter.config.targets import resolve
 from modelarts_exporter.http.healthcheck import HealthcheckSettings, UnhealthyError, check
+from modelarts_exporter.http.server import ListenError
 from modelarts_exporter.runtime.service import POLL_NICENESS, Service, freeze_startup_objects
 from modelarts_exporter.runtime.wiring import build_registry, build_target, open_web_config
 from modelarts_exporter.snapshot.store import StateStore
@@ -190,7 +191,10 @@ def _start_simulator(
         realtime_speed=options.speed,
         v2=v2,
     )
-    server.start()
+    try:
+        server.start()
+    except OSError as error:
+        raise ListenError.of(host, port, error) from None
     return server
 
 

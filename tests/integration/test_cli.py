@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 
 import httpx
@@ -203,3 +204,28 @@ def test_a_first_argument_far_from_any_command_is_not_echoed() -> None:
     assert result.returncode == 2
     assert "zq81" not in result.stderr
     assert "unknown command (not shown); the commands are serve, once" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "demo", "simulate"])
+def test_a_listen_address_in_use_or_not_resolving_is_one_line_naming_it(command: str) -> None:
+    env = {
+        "MODELARTS_EXPORTER_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+    }
+
+    def run(address: str) -> str:
+        flag = ["--listen-address", address] if command != "serve" else []
+        result = run_cli(command, *flag, env=env | {"MODELARTS_EXPORTER_LISTEN_ADDRESS": address})
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("modelarts-exporter: "), result.stderr
+        return last.removeprefix("modelarts-exporter: ")
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        in_use = run(f"127.0.0.1:{port}")
+    assert in_use == f"cannot listen on 127.0.0.1:{port}: address already in use"
+    unknown = run("no-such-host.invalid:9878")
+    assert unknown.startswith(
+        "cannot listen on no-such-host.invalid:9878: the host 'no-such-host.invalid' does not resolve"
+    ), unknown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import random
 import re
 import socket
@@ -13,13 +14,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.openmetrics import parser as openmetrics
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from modelarts_exporter import __version__
+from modelarts_exporter.http import app as app_module
 from modelarts_exporter.http import http11
 from modelarts_exporter.http.app import WebApp
 from modelarts_exporter.http.server import HttpServer
@@ -83,6 +90,49 @@ async def test_metrics_formats_gzip_and_one_render_per_snapshot(
         assert await exporter.poll()
         await http.get("/metrics")
         assert app.renders == 3  # a new snapshot, a new render
+
+
+class _Ticks(Collector):
+    """A live collector: a new value at each collect."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def collect(self) -> Iterator[Metric]:
+        self.count += 1
+        yield CounterMetricFamily("ticks_total", "Collects so far.", value=self.count)
+
+
+@pytest.mark.parametrize("accept", ["", "application/openmetrics-text"], ids=["text", "om"])
+def test_live_metrics_are_fresh_at_every_scrape_and_the_rest_rendered_once(
+    serve_wsgi: ServeWsgi, accept: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "LIVE_SECONDS", 0.0)
+    store = StateStore()
+    store.publish(TargetState(target="t", project_id="p"))
+    live = CollectorRegistry(auto_describe=False)
+    live_ticks = _Ticks()
+    live.register(live_ticks)
+    app = WebApp(store, build_registry(store), ready_intervals=3, version="9", live=live)
+    port = serve_wsgi(app)
+    parse = openmetrics.text_string_to_metric_families if accept else text_string_to_metric_families
+    seen = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Accept": accept}) as http:
+        for encoding in ("identity", "gzip", "gzip", "identity"):
+            with http.stream("GET", "/metrics", headers={"Accept-Encoding": encoding}) as answer:
+                raw = b"".join(answer.iter_raw())
+            text = (gzip.decompress(raw) if encoding == "gzip" else raw).decode()
+            families = {f.name: f for f in parse(text)}
+            assert "modelarts_exporter_up" in families
+            seen.append(families["ticks"].samples[0].value)
+            if accept:
+                assert text.endswith("\n# EOF\n") and text.count("# EOF") == 1
+    assert seen == [1, 2, 3, 4]
+    assert app.renders == 1
+    monkeypatch.setattr(app_module, "LIVE_SECONDS", 3600.0)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Accept": accept}) as http:
+        assert http.get("/metrics").status_code == http.get("/metrics").status_code == 200
+    assert app.renders == 1 and live_ticks.count == 4  # read less than LIVE_SECONDS ago
 
 
 def test_compressed_body_is_really_gzip(
@@ -350,6 +400,111 @@ def test_a_malformed_or_oversized_request_gets_an_error_and_the_connection_close
     assert b"Connection: close" in data
     assert httpx.get(f"http://127.0.0.1:{exporter_port}/healthz").status_code == 200
     _quiet(caplog)
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        "Content-Length: 5\r\nContent-Length: 6\r\n",
+        "Content-Length: 5, 6\r\n",
+    ],
+    ids=["cl-then-te", "te-then-cl", "two-lengths", "a-list-of-lengths"],
+)
+def test_a_request_framed_two_ways_is_refused_and_what_it_smuggles_never_answered(
+    exporter_port: int, caplog: pytest.LogCaptureFixture, framing: str
+) -> None:
+    """RFC 9112 §6.3: a proxy in front may frame the body otherwise, and pass on what follows
+    as a request of its own; so the connection must end at this request."""
+    caplog.set_level(logging.DEBUG)
+    smuggled = _request("/healthz", extra=_LAST)
+    with socket.create_connection(("127.0.0.1", exporter_port)) as sock:
+        sock.sendall(_request("/metrics", "POST", framing) + b"0\r\n\r\n" + smuggled)
+        data, closed = _read_all(sock)
+    assert closed and _statuses(data) == [400]
+    assert b"Connection: close" in data and b"ok\n" not in data
+    _quiet(caplog)
+
+
+def test_equal_content_lengths_are_one_and_the_connection_closes(exporter_port: int) -> None:
+    """RFC 9110 §8.6 lets equal values be read as one; the body still ends the connection."""
+    post = _request("/metrics", "POST", "Content-Length: 5\r\nContent-Length: 5\r\n")
+    with socket.create_connection(("127.0.0.1", exporter_port)) as sock:
+        sock.sendall(post + b"12345" + _request("/healthz"))
+        data, closed = _read_all(sock)
+    assert closed and _statuses(data) == [405]
+
+
+def _head_of(size: int) -> bytes:
+    """A request head of exactly ``size`` bytes, the blank line included."""
+    start, end = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ", b"\r\nConnection: close\r\n\r\n"
+    return start + b"a" * (size - len(start) - len(end)) + end
+
+
+@pytest.mark.parametrize(
+    ("size", "status"),
+    [
+        (http11.MAX_HEAD_BYTES, 200),
+        (http11.MAX_HEAD_BYTES + 1, 431),
+        (http11.MAX_HEAD_BYTES + 1000, 431),
+        (100_000, 431),
+    ],
+    ids=["at-the-limit", "one-byte-over", "over", "far-over"],
+)
+def test_the_head_limit_is_exactly_64_kib_however_the_head_arrives(
+    exporter_port: int, size: int, status: int
+) -> None:
+    assert http11.MAX_HEAD_BYTES == 64 * 1024  # docs/reliability.md says 64 KiB
+    for pieces in (1, 7):  # in one write, or a few
+        head = _head_of(size)
+        with socket.create_connection(("127.0.0.1", exporter_port)) as sock:
+            step = -(-len(head) // pieces)
+            for at in range(0, len(head), step):
+                sock.sendall(head[at : at + step])
+            data, closed = _read_all(sock)
+        assert closed and _statuses(data) == [status], (pieces, data[:100])
+
+
+def test_pipelined_requests_after_a_long_head_count_from_their_own_start(
+    exporter_port: int,
+) -> None:
+    """The limit is per request: what came before a pipelined head does not count toward it."""
+    long = _head_of(http11.MAX_HEAD_BYTES).replace(b"Connection: close", b"X-A: b")
+    with socket.create_connection(("127.0.0.1", exporter_port)) as sock:
+        sock.sendall(long + long + _request("/healthz", extra=_LAST))
+        data, closed = _read_all(sock)
+    assert closed and _statuses(data) == [200, 200, 200]
+
+
+def _server_side_of(client: socket.socket) -> socket.socket:
+    """The server's end of ``client``'s connection, found among this process's descriptors
+    (the server runs in this process): a duplicate, for the caller to close."""
+    want = (client.getpeername(), client.getsockname())
+    for entry in Path("/proc/self/fd").iterdir():
+        try:
+            candidate = socket.socket(fileno=os.dup(int(entry.name)))
+        except OSError:
+            continue
+        try:
+            if (candidate.getsockname(), candidate.getpeername()) == want:
+                return candidate
+        except OSError:
+            pass
+        candidate.close()
+    raise AssertionError("the server's end of the connection was not found")
+
+
+def test_every_accepted_connection_has_nagle_off(exporter_port: int) -> None:
+    """Answers are single writes, but a pipelined answer written after another would wait for
+    a delayed ACK with Nagle on."""
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", exporter_port)) as sock:
+            sock.sendall(_request("/healthz"))
+            sock.settimeout(5)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            with _server_side_of(sock) as served:
+                assert served.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
 def test_a_request_with_a_body_is_answered_and_its_connection_closed(exporter_port: int) -> None:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+from prometheus_client.openmetrics import parser as openmetrics
 
 from modelarts_exporter.http.app import WebApp
 from modelarts_exporter.http.process import ServingProcess, apply, dumps, loads
@@ -156,3 +157,44 @@ def test_the_server_process_exits_when_the_poller_is_killed(simulator: SimFactor
         assert _gone(server)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz")
+
+
+def _started_at(pid: int) -> float:
+    """When ``pid`` started, in Unix seconds, as the process collector reckons it."""
+    with open(f"/proc/{pid}/stat") as stat:  # noqa: PTH123
+        ticks = float(stat.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/stat") as system:  # noqa: PTH123
+        boot = next(float(line.split()[1]) for line in system if line.startswith("btime "))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("accept", ["", "application/openmetrics-text"], ids=["text", "om"])
+def test_one_scrape_has_both_processes_metrics_apart(simulator: SimFactory, accept: str) -> None:
+    with _serving(simulator) as (exporter, server, port):
+        url = f"http://127.0.0.1:{port}/metrics"
+        answer = httpx.get(url, headers={"Accept": accept, "Accept-Encoding": "gzip"})
+        assert answer.headers["content-encoding"] == "gzip"
+        parse = openmetrics.text_string_to_metric_families if accept else parse_samples
+        if accept:
+            samples = {
+                (sample.name, frozenset(sample.labels.items())): sample.value
+                for family in parse(answer.text)
+                for sample in family.samples
+            }
+        else:
+            samples = parse(answer.text)
+        assert select(samples, "modelarts_exporter_up") == 1
+        for prefix, pid in (
+            ("process_", exporter.pid),
+            ("modelarts_exporter_http_process_", server),
+        ):
+            assert select(samples, f"{prefix}start_time_seconds") == pytest.approx(
+                _started_at(pid), abs=0.02
+            ), prefix
+            assert select(samples, f"{prefix}resident_memory_bytes") > 0
+            assert select(samples, f"{prefix}virtual_memory_bytes") > 0
+            assert select(samples, f"{prefix}open_fds") > 0
+            assert select(samples, f"{prefix}max_fds") > 0
+            # A counter from 0 at the fork for the server, which may not have used a tick yet.
+            assert any(name == f"{prefix}cpu_seconds_total" for name, _ in samples)
+            assert select(samples, f"{prefix}cpu_seconds_total") >= 0

@@ -77,8 +77,32 @@ def test_every_endpoint_but_the_probes_asks_for_the_password(
         assert metrics.status_code == 200 and "modelarts_exporter_build_info" in metrics.text
         assert metrics.headers["x-content-type-options"] == "nosniff"
         assert http.get("/healthz").headers["x-content-type-options"] == "nosniff"
-    with pytest.raises(httpx.TransportError):  # plain HTTP to the HTTPS port: refused
-        httpx.get(url.replace("https://", "http://") + "/healthz", timeout=5)
+    plain = httpx.get(url.replace("https://", "http://") + "/healthz", timeout=5)
+    assert plain.status_code == 400  # plain HTTP to the HTTPS port: refused, and told why
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", b"GARBAGE", b"GET /metr"],
+    ids=["a-request", "garbage", "half-a-request-line"],
+)
+def test_plain_http_to_the_https_port_is_told_so_and_closed(
+    pki: Pki, serve_protected: Serve, sent: bytes
+) -> None:
+    url = serve_protected({"tls_server_config": TLS})
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(sent)
+        sock.settimeout(10)
+        data = b""
+        while chunk := sock.recv(65536):  # until the server closes the connection
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in head
+    assert b"Content-Type: text/plain" in head
+    assert body == b"Client sent an HTTP request to an HTTPS server.\n"
+    # TLS, on the same port, goes on as before.
+    assert httpx.get(f"{url}/healthz", verify=pki.client_context()).status_code == 200
 
 
 @pytest.mark.timeout(60)
@@ -170,8 +194,9 @@ def test_tls_connections_and_failed_handshakes_leave_no_descriptor_behind(
         for _ in range(times):
             with httpx.Client(verify=pki.client_context()) as http:
                 assert http.get(f"{url}/metrics", auth=(USER, PASSWORD)).status_code == 200
-            with pytest.raises(httpx.TransportError):
-                httpx.get(f"{plain}/metrics", timeout=5)
+            assert httpx.get(f"{plain}/metrics", timeout=5).status_code == 400
+            with pytest.raises(httpx.TransportError):  # a handshake that fails
+                httpx.get(f"{url}/metrics", verify=True, timeout=5)
 
     scrape_and_fail(5)  # warm-up: whatever is opened once (certificate stores…)
     time.sleep(0.2)

@@ -9,11 +9,13 @@ h11's writing half cost a large share of a scrape (docs/performance.md).
 What a scraper is promised: keep-alive; pipelined requests answered in order; every answer in one
 write, headers and body together (with Nagle off, which asyncio does for TCP, two writes would
 be two packets); HEAD answered with the headers of GET. What a misbehaving client gets: a
-malformed request is answered 400 (431 for a head still incomplete at :data:`MAX_HEAD_BYTES`)
-and its connection closed; a request carrying a body, which nothing here reads, is answered and
-its connection closed; a connection that has not sent a complete request within
-:data:`KEEPALIVE_SECONDS` of connecting or of its last answer, whether idle or sending a byte at a
-time, is closed. None of that is logged above debug.
+malformed request is answered 400 (431 for a head longer than :data:`MAX_HEAD_BYTES`, however
+it arrives) and its connection closed, and so is one framed both by ``Content-Length`` and by
+``Transfer-Encoding`` (RFC 9112 §6.3: what follows it could be read as a request); a request
+carrying a body, which nothing here reads, is answered and its connection closed; a connection
+that has not sent a complete request within :data:`KEEPALIVE_SECONDS` of connecting or of its
+last answer, whether idle or sending a byte at a time, is closed.
+None of that is logged above debug.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ KEEPALIVE_SECONDS = 60.0
 """How long a connection may take to send its next complete request (or to take an answer);
 then it is closed."""
 MAX_HEAD_BYTES = 64 * 1024
-"""A request line with its headers still incomplete at this length is refused (wsgiref allowed
-as much for the line alone)."""
+"""The longest request head (request line, headers and the blank line) answered; a longer one is
+refused with 431 (wsgiref allowed as much for the line alone). h11 only refuses a head still
+incomplete beyond this many buffered bytes, so a longer head read in one piece would pass it:
+:func:`_next_request` never feeds it more than this before a request is complete."""
 LINGER_SECONDS = 2.0
 """How long a connection closed while its client may still be sending reads what comes."""
 _READ_BYTES = 64 * 1024
@@ -76,12 +80,12 @@ async def serve(site: Site, reader: asyncio.StreamReader, writer: asyncio.Stream
     peer = writer.get_extra_info("peername")
     remote = str(peer[0]) if isinstance(peer, tuple) else ""
     deadline = _Deadline(writer, remote)
-    parser = _parser()
+    parser, buffered = _parser(), 0
     try:
         while True:
             deadline.start()
             try:
-                received = await _next_request(parser, reader)
+                received = await _next_request(parser, reader, buffered)
             except h11.RemoteProtocolError as error:
                 if deadline.passed:  # what h11 says of a connection cut short
                     return
@@ -113,7 +117,8 @@ async def serve(site: Site, reader: asyncio.StreamReader, writer: asyncio.Stream
                 return
             if not keep_alive:
                 return
-            parser = _parser(parser.trailing_data)
+            trailing = parser.trailing_data
+            parser, buffered = _parser(trailing), len(trailing[0])
     finally:
         deadline.cancel()
 
@@ -170,18 +175,36 @@ def _parser(trailing: tuple[bytes, bool] = (b"", False)) -> h11.Connection:
 
 
 async def _next_request(
-    parser: h11.Connection, reader: asyncio.StreamReader
+    parser: h11.Connection, reader: asyncio.StreamReader, fed: int
 ) -> tuple[h11.Request, bool] | None:
     """The next request, and whether it came without a body; ``None`` when the connection ended
-    between requests."""
+    between requests. Until a request's head is complete, everything fed to the parser is that
+    head: ``fed`` counts it, from what the parser was given of it already."""
     while True:
         event = parser.next_event()
         if event is h11.NEED_DATA:
-            parser.receive_data(await reader.read(_READ_BYTES))
+            room = MAX_HEAD_BYTES - fed
+            if room <= 0:
+                raise h11.RemoteProtocolError("request head too long", error_status_hint=431)
+            data = await reader.read(min(room, _READ_BYTES))
+            fed += len(data)
+            parser.receive_data(data)
         elif isinstance(event, h11.Request):
+            if _framed_twice(event):
+                raise h11.RemoteProtocolError(
+                    "both Content-Length and Transfer-Encoding", error_status_hint=400
+                )
             return event, isinstance(parser.next_event(), h11.EndOfMessage)
         else:  # ConnectionClosed: before a request, the only other event h11 gives
             return None
+
+
+def _framed_twice(request: h11.Request) -> bool:
+    """h11 lets ``Transfer-Encoding`` win over ``Content-Length``; a proxy in front may read the
+    other, and take the rest of the body for a request of its own (request smuggling). (h11
+    refuses conflicting ``Content-Length`` values, and merges equal ones.)"""
+    names = {name for name, _ in request.headers}
+    return b"content-length" in names and b"transfer-encoding" in names
 
 
 def _keeps_alive(request: h11.Request) -> bool:
@@ -239,10 +262,23 @@ def _encode(answer: Answer, with_body: bool, keep_alive: bool) -> bytes:
     return head + answer.body if with_body else head
 
 
-def _refusal(status: int) -> bytes:
+async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, text: str) -> None:
+    """Answers a connection that cannot be served, without reading its request, with a 400
+    saying why in ``text`` (one line), and ends it as a malformed request's; the caller closes
+    it."""
+    deadline = _Deadline(writer, "")
+    deadline.start()
+    try:
+        await _send(writer, _refusal(400, text), deadline)
+        await _linger(reader, writer)
+    finally:
+        deadline.cancel()
+
+
+def _refusal(status: int, text: str = "") -> bytes:
     """A short answer to a request that cannot be served; the connection closes after it."""
     phrase = HTTPStatus(status).phrase
-    body = f"{status} {phrase}\n".encode()
+    body = f"{text or f'{status} {phrase}'}\n".encode()
     answer = Answer(status, phrase, [("Content-Type", "text/plain; charset=utf-8")], body)
     return _encode(answer, with_body=True, keep_alive=False)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -157,9 +158,19 @@ class HttpServer:
         peer = writer.get_extra_info("peername")
         try:
             if self._tls is not None:
-                # Nothing may be awaited before this. The loop reads a new connection only
-                # after this task's first step; a ClientHello read into the plain stream would
-                # never reach TLS.
+                # Nothing may be awaited before the transport stops reading. The loop reads a
+                # new connection only after this task's first step; a ClientHello read into
+                # the plain stream would never reach TLS.
+                transport = writer.transport
+                assert isinstance(transport, asyncio.Transport)  # a socket's: it reads too
+                transport.pause_reading()
+                first = await _first_byte(writer)
+                if first != _TLS_HANDSHAKE:
+                    if first:
+                        log.debug("http plain request to the HTTPS port client=%s", peer)
+                        transport.resume_reading()
+                        await http11.refuse(reader, writer, _PLAIN_TO_HTTPS)
+                    return
                 await writer.start_tls(self._tls(), ssl_handshake_timeout=HANDSHAKE_TIMEOUT_SECONDS)
             await http11.serve(site, reader, writer)
         except OSError as error:  # resets, time-outs, failed handshakes (ssl.SSLError)
@@ -171,19 +182,76 @@ class HttpServer:
             writer.close()
 
 
+_TLS_HANDSHAKE = b"\x16"
+"""The first byte of a TLS record carrying a handshake message: every ClientHello."""
+_PLAIN_TO_HTTPS = "Client sent an HTTP request to an HTTPS server."
+"""Go's servers' words for it, which their users know."""
+
+
+async def _first_byte(writer: asyncio.StreamWriter) -> bytes:
+    """The first byte the client sent, left unread for TLS to read (``b""`` when the client
+    closed first), from a connection whose transport does not read; waits at most
+    :data:`HANDSHAKE_TIMEOUT_SECONDS`. The transport owns its descriptor (the loop watches
+    none twice), so a duplicate of it is watched and peeked at."""
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+    fd = os.dup(writer.get_extra_info("socket").fileno())
+    peek = socket.socket(fileno=fd)
+
+    def ready() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(fd, ready)
+    try:
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT_SECONDS):
+            await readable
+        return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except TimeoutError:
+        raise OSError("no TLS handshake began") from None
+    finally:
+        loop.remove_reader(fd)
+        peek.close()
+
+
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say they
+    # are TCP, and accepted sockets inherit it. With Nagle on, an answer written after a
+    # pipelined one waits for a delayed ACK (40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         # As socketserver did: a restarted exporter rebinds while old connections linger in
         # TIME_WAIT. (Not socket.create_server: it would make "::" refuse IPv4 clients.)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(LISTEN_BACKLOG)
-    except OSError:
+    except OSError as error:
         sock.close()
-        raise
+        raise ListenError.of(host, port, error) from None
     return sock
+
+
+class ListenError(OSError):
+    """A listening socket that could not be made: one line naming the address and the cause
+    (the OS's own text names neither the address nor, for a name, the host)."""
+
+    def __init__(self, errno: int | None, message: str) -> None:
+        super().__init__(errno, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    @classmethod
+    def of(cls, host: str, port: int, error: OSError) -> ListenError:
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        cause = error.strerror or str(error)
+        if isinstance(error, socket.gaierror):
+            cause = f"the host {host!r} does not resolve ({cause})"
+        else:
+            cause = cause[:1].lower() + cause[1:]
+        return cls(error.errno, f"cannot listen on {address}: {cause}")
 
 
 def _fixed(context: ssl.SSLContext) -> Callable[[], ssl.SSLContext]:

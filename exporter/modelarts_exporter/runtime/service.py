@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from modelarts_exporter.config.errors import ConfigError
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.target import TargetSettings
 from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.expose.processes import process_registry
 from modelarts_exporter.http.app import WebApp
 from modelarts_exporter.http.guard import protect
 from modelarts_exporter.http.process import ServingProcess
@@ -70,6 +72,7 @@ class Service:
             ready_intervals=settings.ready_intervals,
             version=__version__,
             web_config=web_status,
+            live=process_registry(os.getpid()),  # this process polls; its child will serve
         )
         self._initial = resolve(settings)
         self._targets: dict[str, tuple[TargetSettings, Target]] = {}
