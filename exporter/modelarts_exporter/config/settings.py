@@ -32,6 +32,7 @@ SETTINGS_CONFIG = SettingsConfigDict(
     cli_exit_on_error=False,
     cli_hide_none_type=True,
     cli_avoid_json=True,
+    allow_inf_nan=False,
 )
 """How a settings model reads the environment and flags (also ``healthcheck``'s smaller one)."""
 

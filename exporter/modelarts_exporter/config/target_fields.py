@@ -28,7 +28,9 @@ class TargetFields(BaseModel):
     """The per-target settings, as declared; :class:`~.target.TargetOptions` checks them
     together."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN fails no bound (every comparison with it is false), so pydantic would name a bound
+    # it does not break; refused first, the error says what is wrong: not a finite number.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # Where and what to poll.
     cloud: Cloud | None = Field(

@@ -66,6 +66,45 @@ def test_bad_settings_are_one_readable_line(args: list[str], expected: str) -> N
     assert "Traceback" not in message
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--endpoint", "https://h:99999"], "MODELARTS_EXPORTER_ENDPOINT: port '99999' is not a"),
+        (["--endpoint", "https://h:0/"], "MODELARTS_EXPORTER_ENDPOINT: port '0' is not a port"),
+        (["--endpoint", "http://h:https"], "MODELARTS_EXPORTER_ENDPOINT: port 'https' is not a"),
+        (["--iam-endpoint", "https://[::1]:65536/v3"], "MODELARTS_EXPORTER_IAM_ENDPOINT: port"),
+    ],
+)
+def test_a_port_out_of_range_in_an_endpoint_is_named(args: list[str], expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(args)
+    assert str(caught.value).startswith(expected), caught.value
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://h:443", "https://[::1]:8443/x", "http://h", "http://[::1]"]
+)
+def test_endpoints_with_a_valid_port_or_none_are_accepted(url: str) -> None:
+    assert load(["--endpoint", url]).endpoint == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["poll_interval_seconds", "poll_timeout_seconds", "request_timeout_seconds", "ready_intervals"],
+)
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "infinity"])
+def test_a_float_setting_that_is_not_finite_says_so(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"MODELARTS_EXPORTER_{name.upper()}", value)
+    with pytest.raises(ConfigError) as caught:
+        load()
+    message = str(caught.value)
+    assert message.startswith(f"MODELARTS_EXPORTER_{name.upper()}: Input should be a finite number")
+    assert "86400" not in message and "\n" not in message
+
+
 def test_wrong_type_for_a_secret_never_echoes_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELARTS_EXPORTER_SECURITY_TOKEN", SECRET)
     with pytest.raises(ConfigError) as caught:

@@ -107,6 +107,14 @@ def test_top_level_settings_are_defaults_for_file_targets(config: Path) -> None:
         ),
         ("targets: [\n", "not valid YAML at line"),
         (
+            "targets:\n  - {project_id: p1, endpoint: 'https://x:65536'}",
+            "targets[0] (p1): endpoint: port '65536' is not a port number",
+        ),
+        (
+            "targets:\n  - {project_id: p1, endpoint: https://x, poll_interval_seconds: .nan}",
+            "targets[0] (p1): poll_interval_seconds: Input should be a finite number",
+        ),
+        (
             "targets:\n  - {project_id: p1, endpoint: https://x, secret_key_file: gone, access_key: A}",
             "SECRET_KEY_FILE: cannot read",
         ),
