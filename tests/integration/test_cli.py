@@ -31,6 +31,7 @@ def test_once_against_nothing_is_a_connection_error() -> None:
     env = {
         "MODELARTS_EXPORTER_ENDPOINT": f"http://127.0.0.1:{free_port()}",
         "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
         "MODELARTS_EXPORTER_MAX_RETRIES": "0",
     }
     result = run_cli("once", env=env)
@@ -203,3 +204,21 @@ def test_a_first_argument_far_from_any_command_is_not_echoed() -> None:
     assert result.returncode == 2
     assert "zq81" not in result.stderr
     assert "unknown command (not shown); the commands are serve, once" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["check-config", "once", "serve"])
+def test_no_credentials_at_all_is_an_error_naming_the_ways_to_give_them(command: str) -> None:
+    env = {
+        "MODELARTS_EXPORTER_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    result = run_cli(command, env=env)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        "modelarts-exporter: configuration error: no credentials: set ACCESS_KEY"
+    )
+    for way in ("AUTH_TOKEN", "USERNAME+PASSWORD+DOMAIN_NAME", "HUAWEICLOUD_SDK_AK", "OS_CLOUD"):
+        assert way in line
+    assert "configuration is valid" not in result.stderr

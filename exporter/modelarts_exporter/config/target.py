@@ -233,6 +233,12 @@ class TargetOptions(TargetFields):
             missing.append(
                 f"{_flag('project_id')} is required (or PROJECT_NAME with a password login)"
             )
+        if self.auth_token is None and not self.access_key and not self.uses_password:
+            # Every ModelArts API call needs one of them: without, each poll would fail as auth.
+            missing.append(
+                "no credentials: set ACCESS_KEY+SECRET_KEY, USERNAME+PASSWORD+DOMAIN_NAME or "
+                "AUTH_TOKEN (secrets also as *_FILE), or HUAWEICLOUD_SDK_AK/SK, OS_* or OS_CLOUD"
+            )
         if self.uses_password and self.iam_url is None:
             missing.append(f"{_flag('iam_endpoint')} is required (or CLOUD and REGION)")
         if missing:
