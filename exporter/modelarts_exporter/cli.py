@@ -26,7 +26,7 @@ from modelarts_exporter.config.errors import ConfigError
 from modelarts_exporter.config.load import load, parse
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.target import TargetSettings
-from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.config.targets import empty_shard, every_target, of_shard, resolve
 from modelarts_exporter.http.healthcheck import HealthcheckSettings, UnhealthyError, check
 from modelarts_exporter.runtime.service import POLL_NICENESS, Service, freeze_startup_objects
 from modelarts_exporter.runtime.wiring import build_registry, build_target, open_web_config
@@ -101,7 +101,8 @@ def _once(args: list[str]) -> int:
 
 def _check_config(args: list[str]) -> int:
     settings = load(args)
-    targets = resolve(settings)
+    every = every_target(settings)
+    targets = of_shard(every, settings)
     open_web_config(settings)
     width = max(len(name) for name, _ in settings.effective())
     for name, value in settings.effective():
@@ -109,6 +110,9 @@ def _check_config(args: list[str]) -> int:
     print(f"\ntargets polled by shard {settings.shard} of {settings.total_shards}:")
     for target in targets:
         print(f"  {target.name}: {describe_target(target)}")
+    if not targets:
+        print("  (none)")
+        print(f"modelarts-exporter: warning: {empty_shard(settings, len(every))}", file=sys.stderr)
     print("configuration is valid", file=sys.stderr)
     return 0
 

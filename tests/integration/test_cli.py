@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from modelarts_exporter.config.targets import shard_of
 from modelarts_exporter.simulator import SimulatorServer, Tenant
 from support.processes import background, free_port, run_cli, sim_env
 from support.secrets import SECRET_KEY, TOKEN, WRONG_TOKEN
@@ -222,3 +223,42 @@ def test_no_credentials_at_all_is_an_error_naming_the_ways_to_give_them(command:
     for way in ("AUTH_TOKEN", "USERNAME+PASSWORD+DOMAIN_NAME", "HUAWEICLOUD_SDK_AK", "OS_CLOUD"):
         assert way in line
     assert "configuration is valid" not in result.stderr
+
+
+def _idle_shard_env() -> tuple[dict[str, str], int]:
+    """One target and two shards: the environment of the shard that polls nothing."""
+    idle = 1 - shard_of("p1", 2)
+    env = {
+        "MODELARTS_EXPORTER_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
+        "MODELARTS_EXPORTER_TOTAL_SHARDS": "2",
+        "MODELARTS_EXPORTER_SHARD": str(idle),
+    }
+    return env, idle
+
+
+def test_a_shard_without_targets_is_ready_and_warned_about_once() -> None:
+    env, idle = _idle_shard_env()
+    port = free_port()
+    env["MODELARTS_EXPORTER_LISTEN_ADDRESS"] = f"127.0.0.1:{port}"
+    with background(["serve"], env) as process:
+        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200), process
+        answer = httpx.get(f"http://127.0.0.1:{port}/readyz")
+        assert answer.text == f"ready: no targets for shard {idle} of 2\n"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert process.stderr is not None
+        warnings = [line for line in process.stderr.read().splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, warnings
+    assert f"shard {idle} of 2 polls none of the 1 target(s)" in warnings[0]
+
+
+def test_check_config_warns_about_a_shard_without_targets() -> None:
+    env, idle = _idle_shard_env()
+    result = run_cli("check-config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"targets polled by shard {idle} of 2:\n  (none)" in result.stdout
+    warning, valid = result.stderr.splitlines()
+    assert warning.startswith(f"modelarts-exporter: warning: shard {idle} of 2 polls none of the 1")
+    assert valid == "configuration is valid"

@@ -78,8 +78,10 @@ class WebApp:
         version: str,
         clock: Callable[[], float] = time.time,
         web_config: Callable[[], ReloadStatus | None] = lambda: None,
+        idle_shard: str | None = None,
     ) -> None:
         self._store = store
+        self._idle_shard = idle_shard
         self._web_config = web_config
         self._cache = _RenderCache(registry)
         self._ready_intervals = ready_intervals
@@ -142,6 +144,11 @@ class WebApp:
     def _ready(self, start_response: StartResponse) -> Iterable[bytes]:
         _, states = self._store.current()
         stale = self.unready_targets()
+        if not states and self._idle_shard is not None:
+            # Sharded with more replicas than targets: this one has nothing to wait for, and a
+            # replica that is never ready blocks a rollout for good.
+            text = f"ready: no targets for {self._idle_shard}\n"
+            return _reply(start_response, "200 OK", text.encode())
         if not states:
             return _reply(start_response, "503 Service Unavailable", b"no targets\n")
         if stale:
