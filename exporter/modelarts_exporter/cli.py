@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import difflib
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from pydantic import SecretStr
 from modelarts_exporter import __version__, logs
 from modelarts_exporter.config.addresses import parse_listen_address
 from modelarts_exporter.config.errors import ConfigError
-from modelarts_exporter.config.load import load, parse
+from modelarts_exporter.config.load import load, parse, unknown_variables
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.target import TargetSettings
 from modelarts_exporter.config.targets import empty_shard, every_target, of_shard, resolve
@@ -57,6 +58,8 @@ def _settings(args: list[str]) -> tuple[Settings, list[TargetSettings]]:
     settings = load(args)
     logs.configure(settings.log_level, settings.log_format)
     logs.redact(*settings.secrets())
+    for line in unknown_variables(os.environ):
+        log.warning("%s", line)
     targets = resolve(settings)
     for target in targets:
         logs.redact(*target.secrets())
@@ -101,6 +104,8 @@ def _once(args: list[str]) -> int:
 
 def _check_config(args: list[str]) -> int:
     settings = load(args)
+    for line in unknown_variables(os.environ):
+        print(f"modelarts-exporter: warning: {line}", file=sys.stderr)
     every = every_target(settings)
     targets = of_shard(every, settings)
     open_web_config(settings)

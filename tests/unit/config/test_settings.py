@@ -8,7 +8,7 @@ import pytest
 
 from modelarts_exporter.config.addresses import parse_listen_address
 from modelarts_exporter.config.errors import ConfigError
-from modelarts_exporter.config.load import load
+from modelarts_exporter.config.load import load, unknown_variables
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.targets import resolve
 from support.secrets import SECRET_KEY
@@ -189,3 +189,22 @@ def test_password_login_needs_user_and_domain_and_accepts_a_project_name() -> No
     (target,) = resolve(settings, environ={})
     assert target.project_id is None and target.project_name == "eu-de_ml"
     assert SECRET in settings.secrets()
+
+
+def test_a_mistyped_variable_is_named_with_the_closest_real_one_never_its_value() -> None:
+    environ = {
+        "MODELARTS_EXPORTER_PROJCT_ID": SECRET,
+        "modelarts_exporter_auth_tokn_file": SECRET,
+        "MODELARTS_EXPORTER_ZZZZ": SECRET,
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "HOME": "/root",
+    }
+    lines = unknown_variables(environ)
+    assert lines == [
+        "MODELARTS_EXPORTER_PROJCT_ID is not a setting and is ignored (value not shown); "
+        "did you mean MODELARTS_EXPORTER_PROJECT_ID?",
+        "MODELARTS_EXPORTER_ZZZZ is not a setting and is ignored (value not shown)",
+        "modelarts_exporter_auth_tokn_file is not a setting and is ignored (value not shown); "
+        "did you mean MODELARTS_EXPORTER_AUTH_TOKEN_FILE?",
+    ]
+    assert SECRET not in str(lines)
