@@ -10,6 +10,7 @@ import pytest
 
 from modelarts_exporter.config.targets import shard_of
 from modelarts_exporter.simulator import SimulatorServer, Tenant
+from modelarts_exporter.simulator.faults import FAULT_HELP
 from support.processes import background, free_port, run_cli, sim_env
 from support.secrets import SECRET_KEY, TOKEN, WRONG_TOKEN
 from support.simulation import SimFactory, parse_samples, select
@@ -299,3 +300,39 @@ def test_serve_warns_about_a_mistyped_variable_once() -> None:
     warnings = [line for line in stderr.splitlines() if "POLL_INTERVL_SECONDS" in line]
     assert len(warnings) == 1, stderr
     assert "did you mean MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS?" in warnings[0]
+
+
+def test_simulate_help_lists_the_fault_options_with_what_each_does() -> None:
+    result = run_cli("simulate", "--help")
+    assert result.returncode == 0, result.stderr
+    for option in ("--fault KIND", "--fault-probability P", "--latency-seconds SECONDS"):
+        assert option in result.stdout
+    for kind, text in FAULT_HELP.items():
+        assert f"    {kind:<19} {text}" in result.stdout
+
+
+def test_simulate_injects_the_faults_asked_for() -> None:
+    port = free_port()
+    args = ["simulate", "--listen-address", f"127.0.0.1:{port}", "--size", "10"]
+    with background([*args, "--fault", "server_error", "--fault-probability", "1"], {}) as process:
+        url = f"http://127.0.0.1:{port}/v1/demo-project/training-jobs/versions"
+        assert eventually(lambda: _status_of(url) == 500), process
+
+
+def _status_of(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=1).status_code
+    except httpx.TransportError:
+        return None
+
+
+def test_serve_help_shows_meaningful_metavars_and_warns_about_secret_flags() -> None:
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "SecretStr" not in result.stdout and " Path" not in result.stdout
+    for flag in ("--auth-token TOKEN", "--secret-key SECRET", "--password PASSWORD"):
+        assert flag in result.stdout
+    assert "--config-file FILE" in result.stdout and "--password-file FILE" in result.stdout
+    text = " ".join(result.stdout.split())
+    for secret in ("AUTH_TOKEN", "SECRET_KEY", "SECURITY_TOKEN", "PASSWORD"):
+        assert f"visible to every local user in ps: prefer {secret}_FILE or the environment" in text
