@@ -67,7 +67,9 @@ class _RenderCache:
 
 class WebApp:
     """The WSGI application; ``web_config`` is the state of the web configuration that the
-    registry exports, if any (the exposition is cached until it or the states change)."""
+    registry exports, if any (the exposition is cached until it or the states change);
+    ``idle_shard`` names this replica's shard when it got no target at start-up, which makes it
+    ready while it has none."""
 
     def __init__(
         self,
