@@ -39,6 +39,7 @@ def target_for(sim: SimProcess, store: StateStore | None = None, **overrides: An
     values: dict[str, Any] = {
         "endpoint": sim.url,
         "project_id": sim.project_id,
+        "auth_token": "benchmark-token",  # the simulator asks for none; the exporter needs one
         "poll_interval_seconds": 3600,
         "request_timeout_seconds": 60,
         "page_size": 100,

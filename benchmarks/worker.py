@@ -40,6 +40,7 @@ def _target(url: str, project: str, store: StateStore, **overrides: Any) -> Targ
     values: dict[str, Any] = {
         "endpoint": url,
         "project_id": project,
+        "auth_token": "benchmark-token",  # the simulator asks for none; the exporter needs one
         "page_size": PAGE,
         "pagination": "offset",
         "poll_interval_seconds": 3600,

@@ -73,6 +73,8 @@ def _kind(field: FieldInfo) -> str:
     annotation: Any = field.annotation
     if get_origin(annotation) in (Union, types.UnionType):
         (annotation,) = (arg for arg in get_args(annotation) if arg is not type(None))
+    # The metavar aliases of --help (TOKEN, FILE, ...) stand for their types.
+    annotation = getattr(annotation, "__value__", annotation)
     if get_origin(annotation) is Literal:
         return "one of " + ", ".join(f"`{value}`" for value in get_args(annotation))
     if annotation is bool:

@@ -12,10 +12,10 @@ import argparse
 import asyncio
 import difflib
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from prometheus_client import generate_latest
 from pydantic import SecretStr
@@ -23,18 +23,15 @@ from pydantic import SecretStr
 from modelarts_exporter import __version__, logs
 from modelarts_exporter.config.addresses import parse_listen_address
 from modelarts_exporter.config.errors import ConfigError
-from modelarts_exporter.config.load import load, parse
+from modelarts_exporter.config.load import load, parse, unknown_variables
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.target import TargetSettings
-from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.config.targets import empty_shard, every_target, of_shard, resolve
 from modelarts_exporter.http.healthcheck import HealthcheckSettings, UnhealthyError, check
 from modelarts_exporter.http.server import ListenError
 from modelarts_exporter.runtime.service import POLL_NICENESS, Service, freeze_startup_objects
 from modelarts_exporter.runtime.wiring import build_registry, build_target, open_web_config
 from modelarts_exporter.snapshot.store import StateStore
-
-if TYPE_CHECKING:
-    from modelarts_exporter.simulator.server import SimulatorServer
 
 log = logging.getLogger("modelarts_exporter")
 
@@ -58,6 +55,8 @@ def _settings(args: list[str]) -> tuple[Settings, list[TargetSettings]]:
     settings = load(args)
     logs.configure(settings.log_level, settings.log_format)
     logs.redact(*settings.secrets())
+    for line in unknown_variables(os.environ):
+        log.warning("%s", line)
     targets = resolve(settings)
     for target in targets:
         logs.redact(*target.secrets())
@@ -102,7 +101,10 @@ def _once(args: list[str]) -> int:
 
 def _check_config(args: list[str]) -> int:
     settings = load(args)
-    targets = resolve(settings)
+    for line in unknown_variables(os.environ):
+        print(f"modelarts-exporter: warning: {line}", file=sys.stderr)
+    every = every_target(settings)
+    targets = of_shard(every, settings)
     open_web_config(settings)
     width = max(len(name) for name, _ in settings.effective())
     for name, value in settings.effective():
@@ -110,6 +112,9 @@ def _check_config(args: list[str]) -> int:
     print(f"\ntargets polled by shard {settings.shard} of {settings.total_shards}:")
     for target in targets:
         print(f"  {target.name}: {describe_target(target)}")
+    if not targets:
+        print("  (none)")
+        print(f"modelarts-exporter: warning: {empty_shard(settings, len(every))}", file=sys.stderr)
     print("configuration is valid", file=sys.stderr)
     return 0
 
@@ -146,69 +151,33 @@ def describe_target(target: TargetSettings) -> str:
     )
 
 
-def _simulator_parser(prog: str, default_api: str = "v1") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"modelarts-exporter {prog}")
-    parser.add_argument("--size", type=int, default=2000, help="versions in the tenant")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic tenant")
-    parser.add_argument(
-        "--speed",
-        type=float,
-        default=60.0,
-        help="simulated seconds per real second (0: the tenant stands still)",
-    )
-    parser.add_argument("--offset-mode", choices=("record", "page"), default="record")
-    parser.add_argument(
-        "--max-limit", type=int, default=None, help="most versions a page holds (default: no cap)"
-    )
-    parser.add_argument("--project-id", default="demo-project")
-    parser.add_argument(
-        "--api-version",
-        choices=("v1", "v2", "both"),
-        default=default_api,
-        help="v1: versions only; v2, both: v2 training-job-searches too (v1 is always served)",
-    )
-    return parser
-
-
-def _start_simulator(
-    options: argparse.Namespace, host: str, port: int, token: str | None
-) -> SimulatorServer:
-    # Imported here: the exporter proper never depends on the simulator.
-    from modelarts_exporter.simulator import SimulatorServer, Tenant, V2Tenant  # noqa: PLC0415
-
-    tenant = Tenant(size=options.size, seed=options.seed)
-    v2 = None
-    if options.api_version != "v1":
-        v2 = V2Tenant(size=options.size, seed=options.seed, workspaces=("0",))
-    server = SimulatorServer(
-        tenant,
-        project_id=options.project_id,
-        host=host,
-        port=port,
-        offset_mode=options.offset_mode,
-        max_limit=options.max_limit,
-        tokens=[token] if token else None,
-        realtime_speed=options.speed,
-        v2=v2,
-    )
-    try:
-        server.start()
-    except OSError as error:
-        raise ListenError.of(host, port, error) from None
-    return server
-
-
 def _simulate(args: list[str]) -> int:
-    parser = _simulator_parser("simulate")
+    # Imported here: the exporter proper never depends on the simulator.
+    from modelarts_exporter.simulator.command import (  # noqa: PLC0415
+        add_fault_options,
+        simulator_parser,
+        start_simulator,
+    )
+
+    parser = simulator_parser("simulate")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--listen-address", default="127.0.0.1:9879")
     parser.add_argument("--token", default=None, help="require this X-Auth-Token")
+    add_fault_options(parser)
     options = parser.parse_args(args)
+    if not 0 <= options.fault_probability <= 1:
+        parser.error(f"--fault-probability: {options.fault_probability} is not between 0 and 1")
+    if not 0 <= options.latency_seconds <= 3600:
+        parser.error(f"--latency-seconds: {options.latency_seconds} is not between 0 and 3600")
     logs.configure()
     try:
         host, port = parse_listen_address(options.listen_address)
     except ValueError as error:
         parser.error(f"--listen-address: {error}")
-    server = _start_simulator(options, host, port, options.token)
+    try:
+        server = start_simulator(options, host, port, options.token)
+    except OSError as error:  # the address in use, or a host that does not resolve
+        raise ListenError.of(host, port, error) from None
     log.info(
         "simulator listening url=%s project_id=%s api=%s",
         server.url,
@@ -233,14 +202,16 @@ async def _wait_for_signal() -> None:
 
 
 def _demo(args: list[str]) -> int:
-    parser = _simulator_parser("demo", default_api="both")
+    from modelarts_exporter.simulator.command import simulator_parser, start_simulator  # noqa: PLC0415
+
+    parser = simulator_parser("demo", default_api="both")
     parser.add_argument("--listen-address", default="127.0.0.1:9878")
     parser.add_argument("--poll-interval-seconds", type=float, default=5.0)
     options = parser.parse_args(args)
     token = secrets.token_urlsafe(24)
     logs.configure()
     logs.redact(token)
-    simulator = _start_simulator(options, "127.0.0.1", 0, token)
+    simulator = start_simulator(options, "127.0.0.1", 0, token)
     try:
         settings = Settings(
             endpoint=simulator.url,

@@ -26,6 +26,7 @@ from support.deploy import (
     CI_VALUES,
     DASHBOARDS,
     PLAIN_RULES,
+    REQUIRED_VALUES,
     helm_template,
     load_sync_script,
     only,
@@ -36,7 +37,7 @@ from support.deploy import (
 
 # The defaults and every ci/<name>-values.yaml, by <name>.
 VALUE_SETS = {
-    "defaults": (),
+    "defaults": ("--values", str(REQUIRED_VALUES)),
     **{
         path.name.removesuffix("-values.yaml"): ("--values", str(path))
         for path in sorted(CI_VALUES.parent.glob("*-values.yaml"))
@@ -81,10 +82,12 @@ def container_env(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {env["name"]: env for env in container(docs)["env"]}
 
 
-def helm_template_refused(*args: str) -> str:
-    """What `helm template` says when it refuses to render (args: --set …)."""
+def helm_template_refused(*args: str, required: bool = True) -> str:
+    """What `helm template` says when it refuses to render (args: --set …), on top of
+    :data:`REQUIRED_VALUES` unless ``required`` is false."""
+    base = ("--values", str(REQUIRED_VALUES)) if required else ()
     result = subprocess.run(
-        [tool("helm"), "template", "x", str(CHART), *args],
+        [tool("helm"), "template", "x", str(CHART), *base, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -159,11 +162,53 @@ def test_defaults_render_only_the_exporter() -> None:
     kinds = sorted(doc["kind"] for doc in rendered("defaults"))
     assert kinds == ["Deployment", "Service", "ServiceAccount"]
     env = container_env(rendered("defaults"))
-    # Unset values leave the exporter's defaults: no variable for them, no credential references.
-    assert {name: variable["value"] for name, variable in env.items()} == {
+    # Unset values leave the exporter's defaults: no variable for them.
+    assert {name: var["value"] for name, var in env.items() if "value" in var} == {
         "MODELARTS_EXPORTER_LISTEN_ADDRESS": "0.0.0.0:9878",
         "MODELARTS_EXPORTER_LOG_FORMAT": "json",
+        "MODELARTS_EXPORTER_CLOUD": "otc",
+        "MODELARTS_EXPORTER_REGION": "eu-de",
+        "MODELARTS_EXPORTER_PROJECT_ID": "0123456789abcdef0123456789abcdef",
     }
+
+
+def test_the_defaults_alone_are_refused_naming_the_values_to_set() -> None:
+    """Without a project, endpoints and credentials the pod would only crash-loop."""
+    refusal = helm_template_refused(required=False)
+    assert "the exporter cannot poll without these values" in refusal
+    for value in ("config.projectId", "config.cloud and config.region", "secret.existingSecret"):
+        assert value in refusal
+    assert "Traceback" not in refusal and "goroutine" not in refusal
+
+
+REQUIRED_NAMES = {
+    "config.projectId": "config.projectId (or config.projectName, or config.targets)",
+    "config.cloud": "config.cloud and config.region (or config.endpoint)",
+    "secret.existingSecret": "credentials: secret.existingSecret, or secret.accessKey",
+}
+
+
+@pytest.mark.parametrize("unset", sorted(REQUIRED_NAMES))
+def test_each_missing_required_value_is_named_alone(unset: str) -> None:
+    args = ["--set", f"{unset}="]
+    if unset == "config.cloud":
+        args += ["--set", "config.region="]
+    refusal = helm_template_refused(*args)
+    for value, named in REQUIRED_NAMES.items():
+        assert (named in refusal) == (value == unset), refusal
+
+
+def test_replicas_without_sharding_are_refused() -> None:
+    refusal = helm_template_refused("--set", "replicaCount=3")
+    assert "replicaCount 3 without sharding would poll every target 3 times" in refusal
+    assert "set sharding.enabled=true and sharding.replicas=3" in refusal
+
+
+def test_replicas_as_shards_render() -> None:
+    docs = helm_template(
+        "--set", "replicaCount=3", "--set", "sharding.enabled=true", "--set", "sharding.replicas=3"
+    )  # fmt: skip
+    assert only(docs, "StatefulSet")["spec"]["replicas"] == 3
 
 
 def test_connection_values_become_variables() -> None:
@@ -175,9 +220,10 @@ def test_connection_values_become_variables() -> None:
             "--set", "config.projectName=ap-southeast-3_ml",
         )
     )  # fmt: skip
-    assert {name: variable["value"] for name, variable in env.items()} == {
+    assert {name: var["value"] for name, var in env.items() if "value" in var} == {
         "MODELARTS_EXPORTER_LISTEN_ADDRESS": "0.0.0.0:9878",
         "MODELARTS_EXPORTER_LOG_FORMAT": "json",
+        "MODELARTS_EXPORTER_PROJECT_ID": "0123456789abcdef0123456789abcdef",
         "MODELARTS_EXPORTER_CLOUD": "huaweicloud",
         "MODELARTS_EXPORTER_REGION": "ap-southeast-3",
         "MODELARTS_EXPORTER_IAM_ENDPOINT": "https://iam.example.com/v3",
@@ -187,7 +233,7 @@ def test_connection_values_become_variables() -> None:
 
 @pytest.mark.parametrize("given", ["config.cloud=otc", "config.region=eu-de"])
 def test_cloud_and_region_go_together(given: str) -> None:
-    refusal = helm_template_refused("--set", given)
+    refusal = helm_template_refused("--set", given, required=False)
     assert "String length must be greater than or equal to 1" in refusal
 
 
@@ -233,6 +279,7 @@ def _every_secret_value() -> list[dict[str, Any]]:
     """Single-target rendering with every `secret.*` value set (more kinds than the exporter takes
     at once: only the rendering is looked at)."""
     return helm_template(
+        "--set", "secret.existingSecret=",
         "--set", "secret.authToken=token-value",
         "--set", "secret.accessKey=ak-value",
         "--set", "secret.secretKey=sk-value",
@@ -265,6 +312,7 @@ def test_credentials_come_from_the_secret_only(values: str) -> None:
 
 def test_password_login_keys_follow_secret_keys() -> None:
     docs = helm_template(
+        "--set", "secret.existingSecret=",
         "--set", "secret.username=monitoring",
         "--set", "secret.password=hunter2-but-longer",
         "--set", "secret.domainName=OTC-EU-DE-00000000001000000001",
@@ -713,3 +761,21 @@ def test_readme_lists_every_value() -> None:
     readme = (CHART / "README.md").read_text()
     missing = [key for key in _leaf_keys(values) if f"| `{key}` |" not in readme]
     assert missing == []
+
+
+def _readme_installs() -> list[list[str]]:
+    """The `--set` arguments of every `helm install` example of the chart's README."""
+    text = (CHART / "README.md").read_text()
+    installs = []
+    for command in re.findall(r"^helm install .*?(?<!\\)\n", text, re.M | re.S):
+        words = command.replace("\\\n", " ").split()
+        installs.append([w for i, w in enumerate(words) if i and words[i - 1] == "--set"])
+    return installs
+
+
+def test_the_readme_install_examples_render() -> None:
+    installs = _readme_installs()
+    assert len(installs) >= 2
+    for sets in installs:
+        args = [arg for value in sets for arg in ("--set", value)]
+        assert workload(helm_template(*args, required=False))

@@ -9,7 +9,9 @@ import time
 import httpx
 import pytest
 
+from modelarts_exporter.config.targets import shard_of
 from modelarts_exporter.simulator import SimulatorServer, Tenant
+from modelarts_exporter.simulator.faults import FAULT_HELP
 from support.processes import background, free_port, run_cli, sim_env
 from support.secrets import SECRET_KEY, TOKEN, WRONG_TOKEN
 from support.simulation import SimFactory, parse_samples, select
@@ -32,6 +34,7 @@ def test_once_against_nothing_is_a_connection_error() -> None:
     env = {
         "MODELARTS_EXPORTER_ENDPOINT": f"http://127.0.0.1:{free_port()}",
         "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
         "MODELARTS_EXPORTER_MAX_RETRIES": "0",
     }
     result = run_cli("once", env=env)
@@ -211,6 +214,7 @@ def test_a_listen_address_in_use_or_not_resolving_is_one_line_naming_it(command:
     env = {
         "MODELARTS_EXPORTER_ENDPOINT": f"http://127.0.0.1:{free_port()}",
         "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
     }
 
     def run(address: str) -> str:
@@ -229,3 +233,133 @@ def test_a_listen_address_in_use_or_not_resolving_is_one_line_naming_it(command:
     assert unknown.startswith(
         "cannot listen on no-such-host.invalid:9878: the host 'no-such-host.invalid' does not resolve"
     ), unknown
+
+
+@pytest.mark.parametrize("command", ["check-config", "once", "serve"])
+def test_no_credentials_at_all_is_an_error_naming_the_ways_to_give_them(command: str) -> None:
+    env = {
+        "MODELARTS_EXPORTER_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    result = run_cli(command, env=env)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        "modelarts-exporter: configuration error: no credentials: set ACCESS_KEY"
+    )
+    for way in ("AUTH_TOKEN", "USERNAME+PASSWORD+DOMAIN_NAME", "HUAWEICLOUD_SDK_AK", "OS_CLOUD"):
+        assert way in line
+    assert "configuration is valid" not in result.stderr
+
+
+def _idle_shard_env() -> tuple[dict[str, str], int]:
+    """One target and two shards: the environment of the shard that polls nothing."""
+    idle = 1 - shard_of("p1", 2)
+    env = {
+        "MODELARTS_EXPORTER_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
+        "MODELARTS_EXPORTER_TOTAL_SHARDS": "2",
+        "MODELARTS_EXPORTER_SHARD": str(idle),
+    }
+    return env, idle
+
+
+def test_a_shard_without_targets_is_ready_and_warned_about_once() -> None:
+    env, idle = _idle_shard_env()
+    port = free_port()
+    env["MODELARTS_EXPORTER_LISTEN_ADDRESS"] = f"127.0.0.1:{port}"
+    with background(["serve"], env) as process:
+        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200), process
+        answer = httpx.get(f"http://127.0.0.1:{port}/readyz")
+        assert answer.text == f"ready: no targets for shard {idle} of 2\n"
+        process.send_signal(signal.SIGTERM)  # the warning came before the server started
+        process.wait(timeout=10)
+        assert process.stderr is not None
+        warnings = [line for line in process.stderr.read().splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, warnings
+    assert f"shard {idle} of 2 polls none of the 1 target(s)" in warnings[0]
+
+
+def test_check_config_warns_about_a_shard_without_targets() -> None:
+    env, idle = _idle_shard_env()
+    result = run_cli("check-config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"targets polled by shard {idle} of 2:\n  (none)" in result.stdout
+    warning, valid = result.stderr.splitlines()
+    assert warning.startswith(f"modelarts-exporter: warning: shard {idle} of 2 polls none of the 1")
+    assert valid == "configuration is valid"
+
+
+@pytest.mark.parametrize("command", ["check-config", "once"])
+def test_a_mistyped_variable_is_warned_about_once_without_its_value(command: str) -> None:
+    env = {
+        "MODELARTS_EXPORTER_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
+        "MODELARTS_EXPORTER_MAX_RETRIES": "0",
+        "MODELARTS_EXPORTER_SECRT_KEY": SECRET_KEY,
+    }
+    result = run_cli(command, env=env)
+    warnings = [line for line in result.stderr.splitlines() if "SECRT_KEY" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "did you mean MODELARTS_EXPORTER_SECRET_KEY?" in warnings[0]
+    assert SECRET_KEY not in result.stderr
+
+
+def test_serve_warns_about_a_mistyped_variable_once() -> None:
+    port = free_port()
+    env = {
+        "MODELARTS_EXPORTER_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
+        "MODELARTS_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "MODELARTS_EXPORTER_POLL_INTERVL_SECONDS": "5",
+    }
+    with background(["serve"], env) as process:
+        # Warned before the server starts: once it answers, the line is written.
+        assert wait_for(f"http://127.0.0.1:{port}/healthz", 200), process
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        assert process.stderr is not None
+        stderr = process.stderr.read()
+    warnings = [line for line in stderr.splitlines() if "POLL_INTERVL_SECONDS" in line]
+    assert len(warnings) == 1, stderr
+    assert "did you mean MODELARTS_EXPORTER_POLL_INTERVAL_SECONDS?" in warnings[0]
+
+
+def test_simulate_help_lists_the_fault_options_with_what_each_does() -> None:
+    result = run_cli("simulate", "--help")
+    assert result.returncode == 0, result.stderr
+    for option in ("--fault KIND", "--fault-probability P", "--latency-seconds SECONDS"):
+        assert option in result.stdout
+    for kind, text in FAULT_HELP.items():
+        assert f"    {kind:<19} {text}" in result.stdout
+
+
+def test_simulate_injects_the_faults_asked_for() -> None:
+    port = free_port()
+    args = ["simulate", "--listen-address", f"127.0.0.1:{port}", "--size", "10"]
+    with background([*args, "--fault", "server_error", "--fault-probability", "1"], {}) as process:
+        url = f"http://127.0.0.1:{port}/v1/demo-project/training-jobs/versions"
+        assert eventually(lambda: _status_of(url) == 500), process
+
+
+def _status_of(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=1).status_code
+    except httpx.TransportError:
+        return None
+
+
+def test_serve_help_shows_meaningful_metavars_and_warns_about_secret_flags() -> None:
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "SecretStr" not in result.stdout and " Path" not in result.stdout
+    for flag in ("--auth-token TOKEN", "--secret-key SECRET", "--password PASSWORD"):
+        assert flag in result.stdout
+    assert "--config-file FILE" in result.stdout and "--password-file FILE" in result.stdout
+    text = " ".join(result.stdout.split())
+    for secret in ("AUTH_TOKEN", "SECRET_KEY", "SECURITY_TOKEN", "PASSWORD"):
+        assert f"visible to every local user in ps: prefer {secret}_FILE or the environment" in text

@@ -116,6 +116,7 @@ def client_for(url: str, **overrides: object) -> ApiClient:
     values: dict[str, object] = {
         "endpoint": url,
         "project_id": "p1",
+        "auth_token": TOKEN,
         "max_retries": 0,
         "request_timeout_seconds": 1,
     }

@@ -83,7 +83,9 @@ def test_check_config_shows_the_api_version(tmp_path: Path) -> None:
         {"name": "old", "endpoint": "https://x", "project_id": "p1"},
         {"name": "new", "endpoint": "https://x", "project_id": "p2", "api_version": "v2"},
     ]
-    config.write_text(json.dumps({"targets": targets}))
+    config.write_text(
+        json.dumps({"defaults": {"access_key": "AK", "secret_key": "SK"}, "targets": targets})
+    )
     result = run_cli("check-config", env={"MODELARTS_EXPORTER_CONFIG_FILE": str(config)})
     assert result.returncode == 0, result.stderr
     assert "old: https://x project p1" in result.stdout and ", API v1" in result.stdout

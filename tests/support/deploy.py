@@ -30,6 +30,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "modelarts-exporter"
 CI_VALUES = CHART / "ci" / "ci-values.yaml"
+REQUIRED_VALUES = REPO / "tests" / "deploy" / "required-values.yaml"
+"""A project, its endpoints and a credentials Secret: without, the chart renders nothing."""
 RULE_SOURCE = CHART / "files" / "modelarts-exporter-rules.yaml"
 PLAIN_RULES = REPO / "deploy" / "prometheus" / "modelarts-exporter-rules.yaml"
 SCRAPE_EXAMPLE = REPO / "deploy" / "prometheus" / "prometheus-scrape-example.yml"
@@ -123,8 +125,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def helm_template(*args: str, release: str = "modelarts-exporter") -> list[dict[str, Any]]:
-    """The manifests `helm template` renders (args: --values, --set …), as parsed documents."""
+def helm_template(
+    *args: str, release: str = "modelarts-exporter", required: bool = True
+) -> list[dict[str, Any]]:
+    """The manifests `helm template` renders (args: --values, --set …), as parsed documents.
+    Without a values file among the args, :data:`REQUIRED_VALUES` is the base unless
+    ``required`` is false (a Secret of the chart's own then needs ``--set secret.existingSecret=``)."""
+    if required and "--values" not in args:
+        args = ("--values", str(REQUIRED_VALUES), *args)
     rendered = run(
         [tool("helm"), "template", release, str(CHART), "--namespace", "monitoring", *args]
     )

@@ -6,6 +6,8 @@ Problems are reported one line each, naming the variable, and never echo a secre
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -51,6 +53,23 @@ def parse(
         raise ConfigError(describe_errors(error)) from None
     except SettingsError as error:
         raise ConfigError(_flags_only(str(error))) from None
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A line for each ``MODELARTS_EXPORTER_*`` variable that is no setting (a typo is ignored
+    otherwise, and the setting meant keeps its default), naming the closest real one. Never the
+    value: the variable meant may be a secret."""
+    known = [name.upper() for name in Settings.model_fields]
+    lines = []
+    for name in sorted(environ):
+        upper = name.upper()  # pydantic-settings reads the environment case-insensitively
+        if not upper.startswith(ENV_PREFIX) or upper.removeprefix(ENV_PREFIX) in known:
+            continue
+        # Matched without the prefix, which every name shares and would make all look close.
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        lines.append(f"{name} is not a setting and is ignored (value not shown){hint}")
+    return lines
 
 
 def _flags_only(message: str) -> str:

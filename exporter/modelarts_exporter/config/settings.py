@@ -9,7 +9,6 @@ sharding, serving and logging.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import (
@@ -21,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from modelarts_exporter.config.addresses import ListenAddress, parse_listen_address
 from modelarts_exporter.config.target import TargetOptions
-from modelarts_exporter.config.target_fields import DEFAULT_PORT, ENV_PREFIX, SECRET_FIELDS
+from modelarts_exporter.config.target_fields import DEFAULT_PORT, ENV_PREFIX, FILE, SECRET_FIELDS
 
 SETTINGS_CONFIG = SettingsConfigDict(
     env_prefix=ENV_PREFIX,
@@ -32,6 +31,7 @@ SETTINGS_CONFIG = SettingsConfigDict(
     cli_exit_on_error=False,
     cli_hide_none_type=True,
     cli_avoid_json=True,
+    allow_inf_nan=False,
 )
 """How a settings model reads the environment and flags (also ``healthcheck``'s smaller one)."""
 
@@ -41,7 +41,7 @@ class Settings(BaseSettings, TargetOptions):
 
     model_config = SETTINGS_CONFIG
 
-    config_file: Path | None = Field(
+    config_file: FILE | None = Field(
         None,
         description="YAML file of several targets (docs/config.example.yaml); the top-level "
         "target settings are then the defaults of every target. kill -HUP re-reads it.",
@@ -72,7 +72,7 @@ class Settings(BaseSettings, TargetOptions):
         "of its poll intervals (of its last poll's duration, when polls are slower than the "
         "interval): with 3, a failed poll or two do not turn the exporter unready.",
     )
-    web_config_file: Path | None = Field(
+    web_config_file: FILE | None = Field(
         None,
         description="Web configuration file in the Prometheus exporter-toolkit format: TLS, "
         "client certificates and basic auth for the HTTP endpoints (docs/web-config.md). "

@@ -32,6 +32,17 @@ def _flag(name: str) -> str:
     return f"{ENV_PREFIX}{name.upper()} (--{name.replace('_', '-')})"
 
 
+def _check_port(netloc: str) -> None:
+    """urlsplit reads a port only when asked, so a URL with port 99999 or 0 or ``x`` would pass
+    here and fail at the first request as a connection error."""
+    host_end = netloc.rfind("]")  # an IPv6 address has colons of its own
+    _, sep, port = netloc[host_end + 1 :].rpartition(":")
+    if not sep or port == "":
+        return
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port!r} is not a port number (1-65535)")
+
+
 class TargetOptions(TargetFields):
     """Everything about *one* project to poll: where, as whom, how and what.
 
@@ -116,6 +127,7 @@ class TargetOptions(TargetFields):
             raise ValueError("credentials in the URL are not supported; use AUTH_TOKEN or keys")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected an http(s) URL such as https://host, got {value!r}")
+        _check_port(parts.netloc.rpartition("@")[2])
         return value.rstrip("/")
 
     @field_validator("ca_bundle")
@@ -220,6 +232,12 @@ class TargetOptions(TargetFields):
         if self.project_id is None and not (self.project_name and self.uses_password):
             missing.append(
                 f"{_flag('project_id')} is required (or PROJECT_NAME with a password login)"
+            )
+        if self.auth_token is None and not self.access_key and not self.uses_password:
+            # Every ModelArts API call needs one of them: without, each poll would fail as auth.
+            missing.append(
+                "no credentials: set ACCESS_KEY+SECRET_KEY, USERNAME+PASSWORD+DOMAIN_NAME or "
+                "AUTH_TOKEN (secrets also as *_FILE), or HUAWEICLOUD_SDK_AK/SK, OS_* or OS_CLOUD"
             )
         if self.uses_password and self.iam_url is None:
             missing.append(f"{_flag('iam_endpoint')} is required (or CLOUD and REGION)")

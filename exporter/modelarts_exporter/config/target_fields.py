@@ -15,6 +15,7 @@ from pydantic import (
     SecretStr,
 )
 from pydantic_settings import NoDecode
+from typing_extensions import TypeAliasType
 
 from modelarts_exporter.config.endpoints import Cloud
 from modelarts_exporter.config.listing import Pagination
@@ -23,12 +24,22 @@ ENV_PREFIX = "MODELARTS_EXPORTER_"
 DEFAULT_PORT = 9878
 SECRET_FIELDS = frozenset({"auth_token", "secret_key", "security_token", "password"})
 
+# The names --help shows as the flags' metavars (pydantic-settings shows a type alias by its
+# name, a plain type as "SecretStr" or "Path"). The types are what they alias.
+TOKEN = TypeAliasType("TOKEN", SecretStr)
+SECRET = TypeAliasType("SECRET", SecretStr)
+PASSWORD = TypeAliasType("PASSWORD", SecretStr)
+FILE = TypeAliasType("FILE", Path)
+_PS = " A flag is visible to every local user in ps: prefer {0}_FILE or the environment."
+
 
 class TargetFields(BaseModel):
     """The per-target settings, as declared; :class:`~.target.TargetOptions` checks them
     together."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN fails no bound (every comparison with it is false), so pydantic would name a bound
+    # it does not break; refused first, the error says what is wrong: not a finite number.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # Where and what to poll.
     cloud: Cloud | None = Field(
@@ -71,55 +82,55 @@ class TargetFields(BaseModel):
     username: str | None = Field(
         None, description="IAM user of a password login; needs PASSWORD and DOMAIN_NAME."
     )
-    password: SecretStr | None = Field(
+    password: PASSWORD | None = Field(
         None,
-        description="Password of USERNAME (secret; prefer PASSWORD_FILE). The exporter asks IAM "
-        "for a token, reuses it across polls and renews it before it expires.",
+        description="Password of USERNAME (secret). The exporter asks IAM for a token, reuses it "
+        "across polls and renews it before it expires." + _PS.format("PASSWORD"),
     )
     domain_name: str | None = Field(
         None,
         description="Account (domain) name of USERNAME, e.g. OTC-EU-DE-00000000001000000001.",
     )
-    auth_token: SecretStr | None = Field(
+    auth_token: TOKEN | None = Field(
         None,
-        description="Static IAM token, sent as X-Auth-Token (secret; prefer AUTH_TOKEN_FILE). "
-        "It expires after 24 h at most and is never renewed: for tests.",
+        description="Static IAM token, sent as X-Auth-Token (secret). It expires after 24 h at "
+        "most and is never renewed: for tests." + _PS.format("AUTH_TOKEN"),
     )
     access_key: str | None = Field(
         None,
         description="Access key id (AK) of AK/SK request signing, the recommended credentials; "
         "needs SECRET_KEY.",
     )
-    secret_key: SecretStr | None = Field(
+    secret_key: SECRET | None = Field(
         None,
-        description="Secret access key (SK) that signs every request (secret; prefer "
-        "SECRET_KEY_FILE).",
+        description="Secret access key (SK) that signs every request (secret)."
+        + _PS.format("SECRET_KEY"),
     )
-    security_token: SecretStr | None = Field(
+    security_token: TOKEN | None = Field(
         None,
         description="Security token of temporary AK/SK credentials (from an agency or STS), "
-        "signed with every request (secret; prefer SECURITY_TOKEN_FILE).",
+        "signed with every request (secret)." + _PS.format("SECURITY_TOKEN"),
     )
     # Any secret can come from a file instead, as mounted Kubernetes Secrets do.
-    auth_token_file: Path | None = Field(
+    auth_token_file: FILE | None = Field(
         None,
         description="File holding AUTH_TOKEN (a trailing line break is dropped), read when the "
         "settings are loaded. Preferred: the secret stays out of the environment and the process "
         "list. AUTH_TOKEN wins when both are set.",
     )
-    secret_key_file: Path | None = Field(
+    secret_key_file: FILE | None = Field(
         None,
         description="File holding SECRET_KEY (a trailing line break is dropped), read when the "
         "settings are loaded. Preferred: the secret stays out of the environment and the process "
         "list. SECRET_KEY wins when both are set.",
     )
-    security_token_file: Path | None = Field(
+    security_token_file: FILE | None = Field(
         None,
         description="File holding SECURITY_TOKEN (a trailing line break is dropped), read when "
         "the settings are loaded. Preferred: the secret stays out of the environment and the "
         "process list. SECURITY_TOKEN wins when both are set.",
     )
-    password_file: Path | None = Field(
+    password_file: FILE | None = Field(
         None,
         description="File holding PASSWORD (a trailing line break is dropped), read when the "
         "settings are loaded. Preferred: the secret stays out of the environment and the process "
@@ -204,7 +215,7 @@ class TargetFields(BaseModel):
         description="Check the API's TLS certificate. --no-verify-tls (or false) turns it off, "
         "with a warning: the API's identity is then not checked.",
     )
-    ca_bundle: Path | None = Field(
+    ca_bundle: FILE | None = Field(
         None,
         description="PEM file of the CAs to trust for the API instead of the system's (a private "
         "CA, a TLS-inspecting proxy). It must exist.",

@@ -153,6 +153,27 @@ def load_file(path: Path, top_level: Mapping[str, Any], ambient: Ambient) -> lis
 
 def resolve(settings: Settings, environ: Mapping[str, str] | None = None) -> list[TargetSettings]:
     """The targets this replica polls; :class:`ConfigError` with one line per problem."""
+    return of_shard(every_target(settings, environ), settings)
+
+
+def of_shard(targets: Sequence[TargetSettings], settings: Settings) -> list[TargetSettings]:
+    """The ones of ``targets`` that this replica's shard polls."""
+    return [t for t in targets if shard_of(t.name, settings.total_shards) == settings.shard]
+
+
+def empty_shard(settings: Settings, every: int) -> str:
+    """What to warn about a shard that polls nothing: it is ready, but is it meant to be?"""
+    return (
+        f"shard {settings.shard} of {settings.total_shards} polls none of the {every} target(s): "
+        "it serves no target metrics and /readyz answers ready; "
+        "fewer TOTAL_SHARDS than targets avoids idle replicas"
+    )
+
+
+def every_target(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> list[TargetSettings]:
+    """Every configured target, of all shards; :class:`ConfigError` with one line per problem."""
     environ = os.environ if environ is None else environ
     try:
         ambient = discover(environ, Path.home(), Path.cwd())
@@ -163,7 +184,5 @@ def resolve(settings: Settings, environ: Mapping[str, str] | None = None) -> lis
         for name in settings.model_fields_set & set(TargetOptions.model_fields)
     }
     if settings.config_file is not None:
-        every = load_file(settings.config_file, top_level, ambient)
-    else:
-        every = [single_target(top_level, ambient)]
-    return [t for t in every if shard_of(t.name, settings.total_shards) == settings.shard]
+        return load_file(settings.config_file, top_level, ambient)
+    return [single_target(top_level, ambient)]

@@ -141,7 +141,8 @@ class WebApp:
     """The WSGI application; ``web_config`` is the state of the web configuration that the
     registry exports, if any (the exposition is cached until it or the states change); ``live``
     what changes without them (the processes' metrics): read at most :data:`LIVE_SECONDS` before
-    a scrape, it joins the exposition."""
+    a scrape, it joins the exposition. ``idle_shard`` names this replica's shard when it got no
+    target at start-up, which makes it ready while it has none."""
 
     def __init__(
         self,
@@ -153,8 +154,10 @@ class WebApp:
         clock: Callable[[], float] = time.time,
         web_config: Callable[[], ReloadStatus | None] = lambda: None,
         live: CollectorRegistry | None = None,
+        idle_shard: str | None = None,
     ) -> None:
         self._store = store
+        self._idle_shard = idle_shard
         self._web_config = web_config
         self._cache = _RenderCache(registry, live)
         self._ready_intervals = ready_intervals
@@ -217,6 +220,11 @@ class WebApp:
     def _ready(self, start_response: StartResponse) -> Iterable[bytes]:
         _, states = self._store.current()
         stale = self.unready_targets()
+        if not states and self._idle_shard is not None:
+            # Sharded with more replicas than targets: this one has nothing to wait for, and a
+            # replica that is never ready blocks a rollout for good.
+            text = f"ready: no targets for {self._idle_shard}\n"
+            return _reply(start_response, "200 OK", text.encode())
         if not states:
             return _reply(start_response, "503 Service Unavailable", b"no targets\n")
         if stale:

@@ -20,7 +20,7 @@ from modelarts_exporter import __version__
 from modelarts_exporter.config.errors import ConfigError
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.target import TargetSettings
-from modelarts_exporter.config.targets import resolve
+from modelarts_exporter.config.targets import empty_shard, every_target, of_shard, resolve
 from modelarts_exporter.expose.processes import process_registry
 from modelarts_exporter.http.app import WebApp
 from modelarts_exporter.http.guard import protect
@@ -66,6 +66,12 @@ class Service:
         self.registry = build_registry(
             self.store, (settings.shard, settings.total_shards), web_status
         )
+        every = every_target(settings)
+        self._initial = of_shard(every, settings)
+        idle = None
+        if not self._initial:
+            log.warning("%s", empty_shard(settings, len(every)))
+            idle = f"shard {settings.shard} of {settings.total_shards}"
         self.app = WebApp(
             self.store,
             self.registry,
@@ -73,8 +79,8 @@ class Service:
             version=__version__,
             web_config=web_status,
             live=process_registry(os.getpid()),  # this process polls; its child will serve
+            idle_shard=idle,
         )
-        self._initial = resolve(settings)
         self._targets: dict[str, tuple[TargetSettings, Target]] = {}
         self._in_flight: dict[str, asyncio.Task[Any]] = {}
         self._stopping = asyncio.Event()

@@ -21,37 +21,47 @@ from typing import Final, Literal
 
 
 class FaultKind(StrEnum):
+    """What a fault does: see :data:`FAULT_HELP`."""
+
     THROTTLE = "throttle"
-    """429 from the API gateway (``APIG.0308``) with ``Retry-After``."""
     THROTTLE_MODELARTS = "throttle_modelarts"
-    """429 from ModelArts itself (``ModelArts.2799``)."""
     SERVER_ERROR = "server_error"
-    """500 ``ModelArts.0010``."""
     BUSY_500 = "busy_500"
-    """500 ``ModelArts.5039`` "traffic is a little busy"."""
     BAD_GATEWAY_HTML = "bad_gateway_html"
-    """502 with an HTML page, as a proxy in front of the service answers."""
     MALFORMED_JSON = "malformed_json"
-    """200 with the documented sample body, whose ``versions:`` key is unquoted."""
     API_ERROR = "api_error"
-    """200 with ``is_success: false`` (``ModelArts.0105``)."""
     WRONG_SHAPE = "wrong_shape"
-    """200 with valid JSON of the wrong shape."""
     EMPTY_BODY = "empty_body"
-    """200 with an empty body."""
     RESET = "reset"
-    """Connection reset (RST) instead of an answer."""
     TRUNCATED = "truncated"
-    """Full ``Content-Length`` announced, half the body sent, connection closed."""
     SLOW_DRIP = "slow_drip"
-    """The real answer, a few bytes at a time, slow enough to trip a read timeout."""
     HANG = "hang"
-    """The request is read, nothing is sent for a while, then the connection is closed."""
     SHIFT = "shift"
-    """Not an error: versions are created just before the real answer (jobs created mid-poll)."""
     V2_ERROR = "v2_error"
-    """A v2 error answer: ``http_status`` with ``error_code``/``error_msg``/``error_solution``,
-    or the gateway's nested ``{"error": {"code", "message"}}`` (``shape="nested"``)."""
+
+
+FAULT_HELP: Final[Mapping[FaultKind, str]] = {
+    FaultKind.THROTTLE: "429 from the API gateway (APIG.0308) with Retry-After",
+    FaultKind.THROTTLE_MODELARTS: "429 from ModelArts itself (ModelArts.2799)",
+    FaultKind.SERVER_ERROR: "500 ModelArts.0010",
+    FaultKind.BUSY_500: '500 ModelArts.5039 "traffic is a little busy"',
+    FaultKind.BAD_GATEWAY_HTML: "502 with an HTML page, as a proxy in front of the service answers",
+    FaultKind.MALFORMED_JSON: "200 with the documented sample body (its versions: key is unquoted)",
+    FaultKind.API_ERROR: "200 with is_success: false (ModelArts.0105)",
+    FaultKind.WRONG_SHAPE: "200 with valid JSON of the wrong shape",
+    FaultKind.EMPTY_BODY: "200 with an empty body",
+    FaultKind.RESET: "connection reset (RST) instead of an answer",
+    FaultKind.TRUNCATED: "full Content-Length announced, half the body sent, connection closed",
+    FaultKind.SLOW_DRIP: "the real answer, a few bytes at a time, slow enough to trip a read "
+    "timeout",
+    FaultKind.HANG: "the request is read, nothing is sent for a while, then the connection is "
+    "closed",
+    FaultKind.SHIFT: "not an error: versions are created just before the real answer (jobs "
+    "created mid-poll)",
+    FaultKind.V2_ERROR: "a v2 error answer: http_status with error_code/error_msg/error_solution, "
+    'or the gateway\'s nested {"error": {"code", "message"}} (shape="nested")',
+}
+"""What each fault does, as ``simulate --help`` lists them."""
 
 
 TRANSPORT_KINDS: Final = frozenset(

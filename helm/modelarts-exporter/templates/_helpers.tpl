@@ -197,7 +197,31 @@ client must show a certificate (the kubelet has none). */}}
 {{- end }}
 
 {{/* The pod template both workload kinds use. */}}
+{{/* A pod that cannot poll crash-loops: refuse to render one. It needs a project, where the API
+is, and a Secret with its credentials (config.targets, when set, names the projects and endpoints
+itself). And replicas that are not shards would each poll every target. */}}
+{{- define "modelarts-exporter.validate" -}}
+{{- $c := .Values.config }}
+{{- $missing := list }}
+{{- if not (or $c.projectId $c.projectName $c.targets) }}
+{{- $missing = append $missing "config.projectId (or config.projectName, or config.targets)" }}
+{{- end }}
+{{- if not (or $c.endpoint $c.cloud $c.targets) }}
+{{- $missing = append $missing "config.cloud and config.region (or config.endpoint)" }}
+{{- end }}
+{{- if not (include "modelarts-exporter.secretName" .) }}
+{{- $missing = append $missing "credentials: secret.existingSecret, or secret.accessKey and secret.secretKey (or secret.authToken, or secret.username, secret.password and secret.domainName)" }}
+{{- end }}
+{{- if $missing }}
+{{- fail (printf "the exporter cannot poll without these values; set %s (see the chart's README)" (join "; " $missing)) }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.sharding.enabled) }}
+{{- fail (printf "replicaCount %d without sharding would poll every target %d times: set sharding.enabled=true and sharding.replicas=%d instead (each replica then polls its share)" (int .Values.replicaCount) (int .Values.replicaCount) (int .Values.replicaCount)) }}
+{{- end }}
+{{- end }}
+
 {{- define "modelarts-exporter.podTemplate" -}}
+{{- include "modelarts-exporter.validate" . }}
 {{- include "modelarts-exporter.webConfig.validate" . }}
 {{- $secretName := include "modelarts-exporter.secretName" . -}}
 metadata:

@@ -8,7 +8,7 @@ import pytest
 
 from modelarts_exporter.config.addresses import parse_listen_address
 from modelarts_exporter.config.errors import ConfigError
-from modelarts_exporter.config.load import load
+from modelarts_exporter.config.load import load, unknown_variables
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.targets import resolve
 from support.secrets import SECRET_KEY
@@ -64,6 +64,45 @@ def test_bad_settings_are_one_readable_line(args: list[str], expected: str) -> N
     assert expected in message
     assert SECRET not in message
     assert "Traceback" not in message
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--endpoint", "https://h:99999"], "MODELARTS_EXPORTER_ENDPOINT: port '99999' is not a"),
+        (["--endpoint", "https://h:0/"], "MODELARTS_EXPORTER_ENDPOINT: port '0' is not a port"),
+        (["--endpoint", "http://h:https"], "MODELARTS_EXPORTER_ENDPOINT: port 'https' is not a"),
+        (["--iam-endpoint", "https://[::1]:65536/v3"], "MODELARTS_EXPORTER_IAM_ENDPOINT: port"),
+    ],
+)
+def test_a_port_out_of_range_in_an_endpoint_is_named(args: list[str], expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(args)
+    assert str(caught.value).startswith(expected), caught.value
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://h:443", "https://[::1]:8443/x", "http://h", "http://[::1]"]
+)
+def test_endpoints_with_a_valid_port_or_none_are_accepted(url: str) -> None:
+    assert load(["--endpoint", url]).endpoint == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["poll_interval_seconds", "poll_timeout_seconds", "request_timeout_seconds", "ready_intervals"],
+)
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "infinity"])
+def test_a_float_setting_that_is_not_finite_says_so(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"MODELARTS_EXPORTER_{name.upper()}", value)
+    with pytest.raises(ConfigError) as caught:
+        load()
+    message = str(caught.value)
+    assert message.startswith(f"MODELARTS_EXPORTER_{name.upper()}: Input should be a finite number")
+    assert "86400" not in message and "\n" not in message
 
 
 def test_wrong_type_for_a_secret_never_echoes_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,3 +189,22 @@ def test_password_login_needs_user_and_domain_and_accepts_a_project_name() -> No
     (target,) = resolve(settings, environ={})
     assert target.project_id is None and target.project_name == "eu-de_ml"
     assert SECRET in settings.secrets()
+
+
+def test_a_mistyped_variable_is_named_with_the_closest_real_one_never_its_value() -> None:
+    environ = {
+        "MODELARTS_EXPORTER_PROJCT_ID": SECRET,
+        "modelarts_exporter_auth_tokn_file": SECRET,
+        "MODELARTS_EXPORTER_ZZZZ": SECRET,
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "HOME": "/root",
+    }
+    lines = unknown_variables(environ)
+    assert lines == [
+        "MODELARTS_EXPORTER_PROJCT_ID is not a setting and is ignored (value not shown); "
+        "did you mean MODELARTS_EXPORTER_PROJECT_ID?",
+        "MODELARTS_EXPORTER_ZZZZ is not a setting and is ignored (value not shown)",
+        "modelarts_exporter_auth_tokn_file is not a setting and is ignored (value not shown); "
+        "did you mean MODELARTS_EXPORTER_AUTH_TOKEN_FILE?",
+    ]
+    assert SECRET not in str(lines)

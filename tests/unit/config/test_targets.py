@@ -92,12 +92,12 @@ def test_top_level_settings_are_defaults_for_file_targets(config: Path) -> None:
             "targets[0] (p1): credentials: no entry 'nope' (known: none defined)",
         ),
         (
-            "targets:\n  - {project_id: p1, endpoint: https://x}\n  - {project_id: p1, endpoint: https://y}",
+            "targets:\n  - {project_id: p1, endpoint: https://x, auth_token: t}\n  - {project_id: p1, endpoint: https://y, auth_token: t}",
             "targets[1] (p1): name 'p1' is used by another target",
         ),
         ("targets:\n  - {project_id: p1, cloud: otc, region: eu-xx}", "unknown otc region 'eu-xx'"),
         (
-            "targets:\n  - {name: a, project_id: p1, endpoint: https://x}\n  - {name: b, project_id: p1, endpoint: https://y}",
+            "targets:\n  - {name: a, project_id: p1, endpoint: https://x, auth_token: t}\n  - {name: b, project_id: p1, endpoint: https://y, auth_token: t}",
             "targets[1] (b): project_id 'p1' has another target",
         ),
         ("targets:\n  - {project_id: p1}", "MODELARTS_EXPORTER_ENDPOINT (--endpoint) is required"),
@@ -106,6 +106,14 @@ def test_top_level_settings_are_defaults_for_file_targets(config: Path) -> None:
             "colour: Extra inputs",
         ),
         ("targets: [\n", "not valid YAML at line"),
+        (
+            "targets:\n  - {project_id: p1, endpoint: 'https://x:65536'}",
+            "targets[0] (p1): endpoint: port '65536' is not a port number",
+        ),
+        (
+            "targets:\n  - {project_id: p1, endpoint: https://x, poll_interval_seconds: .nan}",
+            "targets[0] (p1): poll_interval_seconds: Input should be a finite number",
+        ),
         (
             "targets:\n  - {project_id: p1, endpoint: https://x, secret_key_file: gone, access_key: A}",
             "SECRET_KEY_FILE: cannot read",
@@ -257,3 +265,14 @@ def test_config_file_bytes_that_are_no_yaml_text_are_one_line(
         resolve(Settings(config_file=path), environ={})
     (line,) = str(caught.value).splitlines()
     assert line.startswith(str(path)) and expected in line, line
+
+
+def test_a_target_without_any_credentials_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^no credentials: set ACCESS_KEY\+SECRET_KEY"):
+        resolve(Settings(endpoint="https://x", project_id="p1"), environ={})
+    path = write(tmp_path / "t.yaml", "targets:\n  - {project_id: p1, endpoint: https://x}")
+    with pytest.raises(ConfigError, match=r"targets\[0\] \(p1\): no credentials"):
+        resolve(Settings(config_file=path), environ={})
+    ambient = {"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "SK"}
+    (target,) = resolve(Settings(endpoint="https://x", project_id="p1"), environ=ambient)
+    assert target.access_key == "AK"
