@@ -2,7 +2,9 @@
 
 Scrapes only read published states. The exposition is rendered at most once per state
 generation and format (and compressed at most once), then served from that cache: ``N``
-scrapers between two polls cost one render. :class:`~.server.HttpServer` serves it.
+scrapers between two polls cost one render. :class:`~.server.HttpServer` serves it, and answers
+a scrape that has to render from a worker thread (:meth:`WebApp.may_block`): a render of a large
+exposition takes seconds, and ``/healthz`` and ``/readyz`` are answered meanwhile.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ class _RenderCache:
         """The generation and its entries, replaced together by one assignment."""
         self.renders = 0
         """How many times the exposition was rendered (tests and benchmarks read it)."""
+
+    def has(self, generation: Hashable, accept: str, want_gzip: bool) -> bool:
+        """Whether :meth:`get` would answer from the cache, without rendering or compressing."""
+        _, content_type = choose_encoder(accept)
+        current, entries = self._current
+        return current == generation and (content_type, want_gzip) in entries
 
     def get(
         self, generation_now: Callable[[], Hashable], accept: str, want_gzip: bool
@@ -93,6 +101,17 @@ class WebApp:
     def _generation(self) -> Hashable:
         """What the exposition depends on: the states and the web configuration's status."""
         return self._store.current()[0], self._web_config()
+
+    def may_block(self, environ: Environ) -> bool:
+        """Whether answering may take long: a scrape that the cache cannot answer, which renders
+        (and maybe compresses) the exposition. The server answers those from worker threads, so
+        that ``/healthz``, ``/readyz`` and cached scrapes on other connections never wait for a
+        render. (A poll publishing between this and the answer can still make one scrape render
+        on the event loop: once per publish at most, and only when scrapes race with it.)"""
+        if environ.get("PATH_INFO") != "/metrics":
+            return False
+        want_gzip = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        return not self._cache.has(self._generation(), environ.get("HTTP_ACCEPT", ""), want_gzip)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         body = self._route(environ, start_response)
