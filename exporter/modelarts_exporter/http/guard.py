@@ -90,12 +90,13 @@ class Protected:
         (A reload between this and the answer may still make one answer check a password on the
         event loop: once per reload.)"""
         auth = self._current().auth
-        if (
-            auth is not None
-            and environ.get("PATH_INFO", "/") not in _UNCHECKED_PATHS
-            and auth.needs_bcrypt(environ.get("HTTP_AUTHORIZATION"))
-        ):
-            return True
+        path = environ.get("PATH_INFO", "/")
+        if auth is not None and path not in _UNCHECKED_PATHS:
+            header = environ.get("HTTP_AUTHORIZATION")
+            if auth.needs_bcrypt(header):
+                return True
+            if path not in OPEN_PATHS and not auth.check(header):  # refused without bcrypt
+                return False
         inner: Callable[[dict[str, Any]], bool] | None = getattr(self._app, "may_block", None)
         return inner is not None and inner(environ)
 
