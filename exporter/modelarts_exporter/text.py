@@ -6,19 +6,43 @@ problems), so it depends on nothing of the exporter's own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from pydantic import ValidationError
 
 MAX_MESSAGE = 200
+MAX_ERROR = 400
+"""The longest cause of a failed poll (``last_error``, the log line): a few messages of
+:data:`MAX_MESSAGE` with their context."""
+
+_ESCAPE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: ESC [ parameters final (colours, cursor moves)
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC (titles, links) to BEL or ST
+    r"|(?:\x1b[PX^_]|[\x90\x98\x9e\x9f])[^\x1b\x9c]*(?:\x1b\\|\x9c)?"  # DCS, SOS, PM, APC
+    r"|\x1b[ -/]*[0-~]"  # the other escapes (ESC c resets the terminal)
+)
+"""Terminal escape sequences, removed whole: a terminal reading a log would act on them."""
+_SCAN = 8
+"""How many times the limit of a text is looked at: an enormous text costs no more than that,
+and what cleaning removes rarely leaves such a prefix shorter than the line."""
 
 Location = tuple[int | str, ...]
 
 
 def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
-    """Server-provided text made safe for a log line: one line, bounded length."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """Outside text made safe for a log line, a page or a terminal: one line of printable
+    characters, at most ``limit`` long (an ellipsis ends a cut one). Terminal escape sequences
+    are removed; every other character that is not printable (line breaks, C0 and C1 controls,
+    bidirectional overrides and other format characters, separators) becomes a space, and runs
+    of spaces one."""
+    scanned = text[: limit * _SCAN]
+    cleaned = _ESCAPE.sub("", scanned)
+    printable = "".join(c if c.isprintable() else " " for c in cleaned)
+    flat = " ".join(printable.split())
+    if len(flat) <= limit and len(scanned) == len(text):
+        return flat
+    return flat[: limit - 1] + "…"
 
 
 def dotted(location: Location) -> str:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from modelarts_exporter.config.targets import shard_of
-from modelarts_exporter.simulator import SimulatorServer, Tenant
+from modelarts_exporter.simulator import FaultKind, FaultRule, SimulatorServer, Tenant
 from modelarts_exporter.simulator.faults import FAULT_HELP
 from support.processes import background, free_port, run_cli, sim_env
 from support.secrets import SECRET_KEY, TOKEN, WRONG_TOKEN
@@ -28,6 +28,18 @@ def test_once_failure_is_one_line_with_the_reason(simulator: SimFactory) -> None
     assert len(lines) == 1
     assert lines[0].startswith(f"modelarts-exporter: poll failed: {sim.project_id}: auth: HTTP 401")
     assert WRONG_TOKEN not in result.stderr
+
+
+def test_once_shows_a_hostile_api_error_as_one_printable_line(simulator: SimFactory) -> None:
+    sim = simulator(size=10)
+    forged = "2026-12-02 15:00:00,000 ERROR modelarts_exporter forged"
+    message = f"denied\n{forged}\x1b[2J\x1b]0;owned\x07\u202e\r\n{forged}"
+    sim.faults.add(FaultRule(FaultKind.API_ERROR, error_message=message))
+    result = run_cli("once", env=sim_env(sim.url, sim.project_id))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].isprintable(), result.stderr
+    assert lines[0].startswith(f"modelarts-exporter: poll failed: {sim.project_id}: api_error:")
 
 
 def test_once_against_nothing_is_a_connection_error() -> None:

@@ -194,3 +194,35 @@ async def test_unknown_status_codes_are_exported_and_logged_once(
         select(samples, "modelarts_training_job_versions", status="code_42", phase="unknown") == 1
     )
     assert caplog.text.count("unrecognized status codes") == 1
+
+
+FORGED = "2026-12-02 15:00:00,000 ERROR modelarts_exporter.runtime.poller forged"
+HOSTILE = f"denied\n{FORGED}\r\n\x1b[2J\x1b]0;owned\x07\u202ehidden\x85{FORGED}"
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        FaultRule(FaultKind.API_ERROR, error_message=HOSTILE),
+        FaultRule(FaultKind.API_ERROR, error_key="error_msg", error_message=HOSTILE),
+        FaultRule(FaultKind.V2_ERROR, http_status=400, error_code=HOSTILE, error_message=HOSTILE),
+    ],
+    ids=["error_message", "error_msg", "v2"],
+)
+async def test_a_hostile_error_message_cannot_forge_a_log_line(
+    simulator: SimFactory,
+    exporter_for: MakeExporter,
+    caplog: pytest.LogCaptureFixture,
+    rule: FaultRule,
+) -> None:
+    sim = simulator(size=20)
+    sim.faults.add(rule)
+    caplog.set_level(logging.WARNING)
+    assert not await exporter_for(sim).poll()
+    failures = [r for r in caplog.records if r.getMessage().startswith("poll failed")]
+    assert len(failures) == 1
+    lines = caplog.text.splitlines()
+    assert len(lines) == len(caplog.records)  # every record one line: none was split in two
+    for line in lines:
+        assert line.isprintable() and not line.startswith(FORGED[:10]), repr(line)
+    assert "denied" in failures[0].getMessage()

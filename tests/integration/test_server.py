@@ -20,7 +20,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.openmetrics import parser as openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -29,7 +29,9 @@ from modelarts_exporter import __version__
 from modelarts_exporter.http import app as app_module
 from modelarts_exporter.http import http11
 from modelarts_exporter.http.app import WebApp
+from modelarts_exporter.http.guard import protect
 from modelarts_exporter.http.server import HttpServer
+from modelarts_exporter.http.webconfig import WebConfig
 from modelarts_exporter.runtime.wiring import build_registry
 from modelarts_exporter.simulator import FaultKind, FaultRule
 from modelarts_exporter.snapshot.store import StateStore, TargetState
@@ -267,6 +269,46 @@ def test_scrapes_racing_with_polls_render_at_most_once_per_generation() -> None:
     finally:
         stop.set()
         server.stop()
+
+
+class _HeldCollector(Collector):
+    """A render that takes as long as the test says: it blocks until released."""
+
+    def __init__(self) -> None:
+        self.rendering = threading.Event()
+        self.release = threading.Event()
+
+    def collect(self) -> Iterator[Metric]:
+        self.rendering.set()
+        assert self.release.wait(timeout=30)
+        yield GaugeMetricFamily("held_render", "A render held by the test.", value=1.0)
+
+
+@pytest.mark.parametrize("guarded", [False, True], ids=["app", "behind-guard"])
+def test_health_and_readiness_answer_while_a_render_is_held(guarded: bool) -> None:
+    store = StateStore()
+    store.publish(TargetState(target="t", project_id="p"))
+    registry = CollectorRegistry()
+    held = _HeldCollector()
+    registry.register(held)
+    app = WebApp(store, registry, ready_intervals=3, version="9.9.9")
+    server = HttpServer(protect(app, WebConfig()) if guarded else app, "127.0.0.1", 0)
+    server.start()
+    url = f"http://127.0.0.1:{server.port}"
+    scraped: list[httpx.Response] = []
+    scrape = threading.Thread(target=lambda: scraped.append(httpx.get(url + "/metrics")))
+    try:
+        scrape.start()
+        assert held.rendering.wait(timeout=10)
+        # The render is held: the probes are answered all the same, on other connections.
+        assert httpx.get(url + "/healthz", timeout=5).status_code == 200
+        assert httpx.get(url + "/readyz", timeout=5).status_code == 503  # no poll succeeded yet
+        assert held.release.is_set() is False and not scraped
+    finally:
+        held.release.set()
+        scrape.join(timeout=30)
+        server.stop()
+    assert scraped[0].status_code == 200 and "held_render 1.0" in scraped[0].text
 
 
 # --- the server itself, over raw sockets ---------------------------------------------------------

@@ -258,7 +258,7 @@ def _iam_error(response: httpx.Response) -> PollError:
     except ValidationError:
         message, code = None, None
     detail = one_line(message or "no message")
-    prefix = f"{code}: " if code else ""
+    prefix = f"{one_line(code, 64)}: " if code else ""
     status = response.status_code
     reason = Reason.AUTH if status in (400, 401, 403) else Reason.SERVER_ERROR
     if status == 429:

@@ -109,7 +109,8 @@ def classify(
     envelope = parse_envelope(body)
     code = envelope.error_code if envelope else None
     if envelope is not None:
-        detail = f"{code or 'no error code'}: {one_line(envelope.message or 'no message')}"
+        shown = one_line(code, 64) if code else "no error code"
+        detail = f"{shown}: {one_line(envelope.message or 'no message')}"
     elif body.strip():
         detail = f"{one_line(content_type or 'unknown content type', 60)} body"
     else:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from modelarts_exporter.text import MAX_ERROR, one_line
+
 
 class Reason(StrEnum):
     """The ``reason`` label values; a bounded set."""
@@ -32,10 +34,14 @@ _TRANSIENT = frozenset({Reason.THROTTLED, Reason.TIMEOUT, Reason.CONNECTION, Rea
 
 
 class PollError(Exception):
-    """A poll cannot complete; ``reason`` is the category, ``str()`` the one-line cause."""
+    """A poll cannot complete; ``reason`` is the category, ``str()`` the one-line cause.
+
+    The message is made one printable line of at most :data:`~modelarts_exporter.text.MAX_ERROR`
+    characters here, whatever API text it quotes, so no log line, page or output that shows it
+    can be split or forged by the API."""
 
     def __init__(self, reason: Reason, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(one_line(message, MAX_ERROR))
         self.reason = reason
         self.retry_after = retry_after
         """Seconds the server asked us to wait (``Retry-After``), if it said."""

@@ -122,7 +122,7 @@ def parse_page(body: bytes) -> Page:
             Reason.INVALID_RESPONSE, f"unexpected response ({_describe(error)})"
         ) from None
     if page.is_success is False:
-        code = page.error_code or "unknown"
+        code = one_line(page.error_code, 64) if page.error_code else "unknown"
         message = one_line(page.error_message or page.error_msg or "no message")
         raise PollError(Reason.API_ERROR, f"API error {code}: {message}")
     if page.versions is None:

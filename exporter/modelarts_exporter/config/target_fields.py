@@ -250,6 +250,16 @@ class TargetFields(BaseModel):
         "metrics with about 4 % of the requests on a big tenant (docs/performance.md). Not with "
         "STATUS or PAGINATION=all.",
     )
+    max_label_values: int = Field(
+        500,
+        ge=1,
+        le=1_000_000,
+        description="At most this many distinct values of each label that comes from the API "
+        "(pool_id, flavor_code, unrecognized status codes) keep series of their own, per target: "
+        "those with the most versions, ties by name. The rest are summed under `_other`, so totals "
+        "stay exact, and counted in modelarts_exporter_label_values_overflow. Bounds the "
+        "exposition a project with many pools or flavors makes.",
+    )
     full_listing_every: int = Field(
         10,
         ge=1,

@@ -27,6 +27,7 @@ from modelarts_exporter.cloud.errors import Reason
 from modelarts_exporter.expose import metrics as m
 from modelarts_exporter.listing.source import LISTING_KINDS
 from modelarts_exporter.snapshot.aggregate import Histogram
+from modelarts_exporter.snapshot.labelcap import CAPPED_LABELS
 from modelarts_exporter.snapshot.store import ReloadStatus, TargetState
 
 
@@ -136,3 +137,5 @@ class StateCollector(Collector):
         _add(f[m.REPORTED.name], [project], snap.reported_total)
         for kind in LISTING_KINDS:
             _add(f[m.LISTINGS.name], [project, kind], snap.listings.get(kind, 0))
+        for label in CAPPED_LABELS:
+            _add(f[m.LABEL_OVERFLOW.name], [project, label], snap.overflow.get(label, 0))

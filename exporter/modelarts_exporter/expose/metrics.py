@@ -141,6 +141,13 @@ LISTINGS = _spec(
     "what can have changed since the last poll).",
     "project_id", "kind",
 )  # fmt: skip
+LABEL_OVERFLOW = _spec(
+    "modelarts_exporter_label_values_overflow",
+    "gauge",
+    "Distinct values of a label from the API (pool_id, flavor_code, status) in the last listing "
+    "beyond MAX_LABEL_VALUES, whose series are summed under the value _other; 0 when none.",
+    "project_id", "label",
+)  # fmt: skip
 BUILD_INFO = _spec(
     "modelarts_exporter_build_info",
     "info",
@@ -172,7 +179,7 @@ WEB_CONFIG_RELOAD_TIME = _spec(
 ALL: tuple[MetricSpec, ...] = (
     VERSIONS, JOBS, POOL_VERSIONS, GPUS, NPUS, ACCELERATORS_UNKNOWN, DURATION, QUEUE, GPU_SECONDS,
     NPU_SECONDS, OLDEST, REPORTED, UP, LAST_SUCCESS, POLL_DURATION, POLL_ERRORS, API_REQUESTS,
-    LISTINGS, BUILD_INFO, SHARD_INFO, WEB_CONFIG_RELOAD_OK, WEB_CONFIG_RELOAD_TIME,
+    LISTINGS, LABEL_OVERFLOW, BUILD_INFO, SHARD_INFO, WEB_CONFIG_RELOAD_OK, WEB_CONFIG_RELOAD_TIME,
 )  # fmt: skip
 
 POLL_DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

@@ -3,7 +3,9 @@
 Scrapes only read published states. The exposition is rendered at most once per state
 generation and format (and compressed at most once), then served from that cache: ``N``
 scrapers between two polls cost one render. What changes without a poll (the processes'
-metrics) is read at most once a second and joins it. :class:`~.server.HttpServer` serves it.
+metrics) is read at most once a second and joins it. :class:`~.server.HttpServer` serves it, and
+answers a scrape that has to render from a worker thread (:meth:`WebApp.may_block`): a render of
+a large exposition takes seconds, and ``/healthz`` and ``/readyz`` are answered meanwhile.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ class _Rendered:
         """The gzip stream of the head so far, and the compressor to go on from."""
         self._last: dict[bool, tuple[bytes, bytes]] = {}
         """By compressed or not: the live part last joined, and the body it made."""
+
+    @property
+    def compressed(self) -> bool:
+        """Whether a gzipped answer costs no more than compressing the live part."""
+        return self._gzip is not None or self._open is not None
 
     def plain(self, live: bytes) -> bytes:
         if not live:
@@ -98,6 +105,15 @@ class _RenderCache:
         """How many times the exposition was rendered (tests and benchmarks read it)."""
         self._live_parts: tuple[float, dict[str, bytes]] = (-math.inf, {})
         """When the live parts were read, and what they were by content type."""
+
+    def has(self, generation: Hashable, accept: str, want_gzip: bool) -> bool:
+        """Whether :meth:`get` would answer from the cache, without rendering or compressing."""
+        _, content_type = choose_encoder(accept)
+        current, renders = self._current
+        rendered = renders.get(content_type)
+        if current != generation or rendered is None:
+            return False
+        return not want_gzip or rendered.compressed
 
     def get(
         self, generation_now: Callable[[], Hashable], accept: str, want_gzip: bool
@@ -171,6 +187,17 @@ class WebApp:
     def _generation(self) -> Hashable:
         """What the exposition depends on: the states and the web configuration's status."""
         return self._store.current()[0], self._web_config()
+
+    def may_block(self, environ: Environ) -> bool:
+        """Whether answering may take long: a scrape that the cache cannot answer, which renders
+        (and maybe compresses) the exposition. The server answers those from worker threads, so
+        that ``/healthz``, ``/readyz`` and cached scrapes on other connections never wait for a
+        render. (A poll publishing between this and the answer can still make one scrape render
+        on the event loop: once per publish at most, and only when scrapes race with it.)"""
+        if environ.get("PATH_INFO") != "/metrics":
+            return False
+        want_gzip = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        return not self._cache.has(self._generation(), environ.get("HTTP_ACCEPT", ""), want_gzip)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         body = self._route(environ, start_response)

@@ -84,15 +84,21 @@ class Protected:
 
     def may_block(self, environ: dict[str, Any]) -> bool:
         """Whether answering may wait for bcrypt: a password not verified before, on a path that
-        checks it. The server answers such requests from worker threads, so that a flood of wrong
-        passwords holds up no scrape whose password is verified. (A reload between this and the
-        answer may still make one answer check a password on the event loop: once per reload.)"""
+        checks it; or whether the application behind says it may take long (a scrape that
+        renders). The server answers such requests from worker threads, so that a flood of wrong
+        passwords holds up no scrape whose password is verified, and a render no health check.
+        (A reload between this and the answer may still make one answer check a password on the
+        event loop: once per reload.)"""
         auth = self._current().auth
-        return (
-            auth is not None
-            and environ.get("PATH_INFO", "/") not in _UNCHECKED_PATHS
-            and auth.needs_bcrypt(environ.get("HTTP_AUTHORIZATION"))
-        )
+        path = environ.get("PATH_INFO", "/")
+        if auth is not None and path not in _UNCHECKED_PATHS:
+            header = environ.get("HTTP_AUTHORIZATION")
+            if auth.needs_bcrypt(header):
+                return True
+            if path not in OPEN_PATHS and not auth.check(header):  # refused without bcrypt
+                return False
+        inner: Callable[[dict[str, Any]], bool] | None = getattr(self._app, "may_block", None)
+        return inner is not None and inner(environ)
 
 
 def _readiness_only(app: Wsgi, environ: dict[str, Any], respond: StartResponse) -> Iterable[bytes]:

@@ -30,6 +30,7 @@ from modelarts_exporter.listing.inventory import Listed, Observations
 from modelarts_exporter.listing.source import JobSource, ListingKind
 from modelarts_exporter.logs import scrub
 from modelarts_exporter.snapshot.aggregate import HistogramBuilder, Ledger
+from modelarts_exporter.snapshot.labelcap import DEFAULT_CAP
 from modelarts_exporter.snapshot.store import StateStore, TargetState
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class TargetPoller:
         clock: Callable[[], float] = time.time,
         statuses: Iterable[Status] | None = None,
         api_version: str = "v1",
+        max_label_values: int = DEFAULT_CAP,
     ) -> None:
         """``statuses``: exported even when no version has them (default: v1's)."""
         self.target = target
@@ -60,7 +62,7 @@ class TargetPoller:
         self._store = store
         self._timeout = timeout_seconds
         self._clock = clock
-        self._ledger = Ledger(statuses)
+        self._ledger = Ledger(statuses, max_label_values)
         self._incremental = incremental
         self._full_every = full_listing_every
         self._since_full = 0

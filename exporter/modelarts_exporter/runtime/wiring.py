@@ -152,6 +152,7 @@ def build_target(
         full_listing_every=settings.full_listing_every,
         statuses=statuses,
         api_version=settings.api_version,
+        max_label_values=settings.max_label_values,
     )
     return Target(poller, client, auth)
 

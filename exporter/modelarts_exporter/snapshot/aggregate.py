@@ -15,6 +15,9 @@ What a listing leaves behind between polls is a :class:`~.inventory.Listed`
 computed from it, so a full listing and an incremental poll that arrive at the same ``Listed``
 publish the same numbers. Observe-once sums are kept in integer milliseconds, so they do not
 depend on the order versions were observed in.
+
+Label values from the API (pools, flavors, unrecognized status codes) are capped per target
+(:mod:`.labelcap`): beyond the cap, they are summed under ``_other``.
 """
 
 from __future__ import annotations
@@ -28,14 +31,14 @@ from typing import TypeVar
 from modelarts_exporter.cloud.models import Version
 from modelarts_exporter.cloud.statuses import ACTIVE_PHASES, KNOWN, Phase, Status, status_of
 from modelarts_exporter.listing.inventory import (
-    PUBLIC_POOL,
-    UNKNOWN_FLAVOR,
     Listed,
     ListingBuilder,
     Observations,
     run_ms,
 )
 from modelarts_exporter.listing.source import ListingKind
+from modelarts_exporter.snapshot.counts import Counted, PoolKey, count
+from modelarts_exporter.snapshot.labelcap import DEFAULT_CAP, OTHER, Admitted, kept, totals
 
 DURATION_BUCKETS: tuple[float, ...] = (
     60, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800,
@@ -46,12 +49,12 @@ QUEUE_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 """Queue time: seconds (idle pool) to a day (starved pool)."""
 
-PoolKey = tuple[str, str, Phase]
-"""``(pool_id, flavor_code, phase)``"""
 FlavorKey = tuple[str, str]
 """``(pool_id, flavor_code)``"""
 DurationKey = tuple[str, Phase]
 """``(pool_id, phase)``"""
+OTHER_STATUS = Status(-1, OTHER, Phase.UNKNOWN)
+"""Unrecognized status codes beyond the cap, summed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,9 @@ class Snapshot:
         default_factory=lambda: MappingProxyType({})
     )
     """v2 jobs whose GPU/NPU count cannot be known (in neither ``gpus`` nor ``npus``)."""
+    overflow: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Per capped label: how many distinct values of the listing are summed under ``_other``
+    in the gauges (0 when none)."""
 
     def phase_totals(self) -> dict[Phase, int]:
         totals = dict.fromkeys(Phase, 0)
@@ -138,7 +144,11 @@ class Snapshot:
 
     @property
     def unrecognized_codes(self) -> frozenset[int]:
-        return frozenset(s.code for s in self.by_status if s.code not in KNOWN and s.kind is None)
+        return frozenset(
+            s.code
+            for s in self.by_status
+            if s.code not in KNOWN and s.kind is None and s is not OTHER_STATUS
+        )
 
 
 def run_seconds(version: Version) -> float:
@@ -170,9 +180,16 @@ class Ledger:
     """Observe-once state of one target plus what its last complete listing held. The poller
     feeds it complete listings only (:meth:`commit`), so a failed poll leaves it untouched."""
 
-    def __init__(self, statuses: Iterable[Status] | None = None) -> None:
-        """``statuses``: those exported even when no version has them (default: v1's)."""
+    def __init__(
+        self, statuses: Iterable[Status] | None = None, max_label_values: int = DEFAULT_CAP
+    ) -> None:
+        """``statuses``: those exported even when no version has them (default: v1's);
+        ``max_label_values``: how many distinct values of a label from the API keep series of
+        their own (:mod:`.labelcap`)."""
         self._statuses = tuple(KNOWN.values() if statuses is None else statuses)
+        self._cap = max_label_values
+        self._pools = Admitted(max_label_values)
+        self._flavors = Admitted(max_label_values)
         self._baseline_done = False
         self.listed: Listed | None = None
         """The last complete listing; ``None`` before the first."""
@@ -194,14 +211,19 @@ class Ledger:
         baseline) and return its snapshot; ``kind`` says how it was listed (``full`` or
         ``incremental``)."""
         self._listings[kind] = self._listings.get(kind, 0) + 1
+        counted = count(listed)
+        pools = kept(totals((p, u[0]) for (p, _, _), u in counted.usage.items()), self._cap)
+        flavors = kept(totals((f, u[0]) for (_, f, _), u in counted.usage.items()), self._cap)
         if self._baseline_done:
             for pool, flavor, phase, ran, gpus, npus in found.finished:
-                self._observe_finished(pool, flavor, phase, ran, gpus, npus)
+                pool_label = self._pools.label(pool, pools)
+                flavor_label = self._flavors.label(flavor, flavors)
+                self._observe_finished(pool_label, flavor_label, phase, ran, gpus, npus)
             for pool, ms in found.queued:
-                self._observe_queue(pool, ms)
+                self._observe_queue(self._pools.label(pool, pools), ms)
         self._baseline_done = True
         self.listed = listed
-        return self._snapshot(listed, now)
+        return self._snapshot(listed, counted, pools, flavors, now)
 
     def update(self, versions: Iterable[Version], reported_total: int, now: float) -> Snapshot:
         """Commit a listing given as one collection of versions (tests, small tools)."""
@@ -229,42 +251,41 @@ class Ledger:
             builder = self._queue[pool] = _MillisHistogram(QUEUE_BUCKETS)
         builder.observe(ms)
 
-    def _snapshot(self, listed: Listed, now: float) -> Snapshot:
-        by_code: dict[int, int] = {}
-        usage: dict[PoolKey, list[int]] = {}
-        oldest_ms: dict[Phase, int] = {}
-        unknown: dict[PoolKey, int] = {}
-
-        def count(
-            status: int,
-            pool: str | None,
-            flavor: str | None,
-            gpus: int | None,
-            npus: int | None,
-            n: int,
-        ) -> None:
-            by_code[status] = by_code.get(status, 0) + n
-            key = (pool or PUBLIC_POOL, flavor or UNKNOWN_FLAVOR, status_of(status).phase)
-            counts = usage.get(key)
-            if counts is None:
-                counts = usage[key] = [0, 0, 0]
-            counts[0] += n
-            counts[1] += n * (gpus or 0)
-            counts[2] += n * (npus or 0)
-            # A v2 job says "no idea" with both None; a v1 version's None has always meant 0.
-            if gpus is None and npus is None and status_of(status).kind is not None:
-                unknown[key] = unknown.get(key, 0) + n
-
-        for (status, pool, flavor, gpus, npus), n in listed.terminal.items():
-            count(status, pool, flavor, gpus, npus, n)
-        for v in listed.active.values():
-            count(v["status"], v["pool_id"], v["flavor_code"], v["gpu_num"], v["npu_num"], 1)
-            phase = status_of(v["status"]).phase
-            if v["create_time"] and v["create_time"] < oldest_ms.get(phase, 2**63):
-                oldest_ms[phase] = v["create_time"]
+    def _snapshot(
+        self,
+        listed: Listed,
+        counted: Counted,
+        pools: frozenset[str],
+        flavors: frozenset[str],
+        now: float,
+    ) -> Snapshot:
         by_status = dict.fromkeys(self._statuses, 0)
-        for code, n in sorted(by_code.items()):
-            by_status[status_of(code)] = n
+        odd = {code: n for code, n in counted.by_code.items() if _unrecognized(code)}
+        codes = kept({str(code): n for code, n in odd.items()}, self._cap)
+        for code, n in sorted(counted.by_code.items()):
+            if code in odd and str(code) not in codes:
+                by_status[OTHER_STATUS] = by_status.get(OTHER_STATUS, 0) + n
+            else:
+                by_status[status_of(code)] = n
+
+        def fold(key: PoolKey) -> PoolKey:
+            pool, flavor, phase = key
+            return (pool if pool in pools else OTHER, flavor if flavor in flavors else OTHER, phase)
+
+        usage: dict[PoolKey, list[int]] = {}
+        for key, counts in counted.usage.items():
+            summed = usage.setdefault(fold(key), [0, 0, 0])
+            for i, n in enumerate(counts):
+                summed[i] += n
+        unknown: dict[PoolKey, int] = {}
+        for key, n in counted.unknown.items():
+            unknown[fold(key)] = unknown.get(fold(key), 0) + n
+        oldest_ms = counted.oldest_ms
+        overflow = {
+            "pool_id": len({p for p, _, _ in counted.usage} - pools),
+            "flavor_code": len({f for _, f, _ in counted.usage} - flavors),
+            "status": len(odd) - len(codes),
+        }
         oldest = {
             phase: max(0.0, now - oldest_ms[phase] / 1000.0) if phase in oldest_ms else 0.0
             for phase in ACTIVE_PHASES
@@ -282,7 +303,13 @@ class Ledger:
             npu_seconds=_seconds(self._npu_ms),
             listings=MappingProxyType(dict(self._listings)),
             accelerators_unknown=MappingProxyType(dict(sorted(unknown.items()))),
+            overflow=MappingProxyType(overflow),
         )
+
+
+def _unrecognized(code: int) -> bool:
+    """A v1 code outside the table (``code_<n>``): the one unbounded status label value."""
+    return code not in KNOWN and status_of(code).kind is None
 
 
 K = TypeVar("K")

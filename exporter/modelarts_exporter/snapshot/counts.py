@@ -1,0 +1,61 @@
+"""A listing's gauge counts, raw: every label value the API gave, as it gave it (the label cap
+of :mod:`.labelcap` is applied after, in :mod:`.aggregate`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from modelarts_exporter.cloud.statuses import Phase, status_of
+from modelarts_exporter.listing.inventory import PUBLIC_POOL, UNKNOWN_FLAVOR, Listed
+
+PoolKey = tuple[str, str, Phase]
+"""``(pool_id, flavor_code, phase)``"""
+
+
+@dataclass(slots=True)
+class Counted:
+    by_code: dict[int, int] = field(default_factory=dict)
+    """Versions per status code."""
+    usage: dict[PoolKey, list[int]] = field(default_factory=dict)
+    """``[versions, gpus, npus]`` per pool, flavor and phase."""
+    oldest_ms: dict[Phase, int] = field(default_factory=dict)
+    """The earliest create time (ms) per active phase that has versions."""
+    unknown: dict[PoolKey, int] = field(default_factory=dict)
+    """v2 jobs whose GPU/NPU count cannot be known."""
+
+
+def count(listed: Listed) -> Counted:
+    """The gauge counts of a listing."""
+    counted = Counted()
+    by_code, usage, oldest_ms, unknown = (
+        counted.by_code, counted.usage, counted.oldest_ms, counted.unknown
+    )  # fmt: skip
+
+    def add(
+        status: int,
+        pool: str | None,
+        flavor: str | None,
+        gpus: int | None,
+        npus: int | None,
+        n: int,
+    ) -> None:
+        by_code[status] = by_code.get(status, 0) + n
+        key = (pool or PUBLIC_POOL, flavor or UNKNOWN_FLAVOR, status_of(status).phase)
+        counts = usage.get(key)
+        if counts is None:
+            counts = usage[key] = [0, 0, 0]
+        counts[0] += n
+        counts[1] += n * (gpus or 0)
+        counts[2] += n * (npus or 0)
+        # A v2 job says "no idea" with both None; a v1 version's None has always meant 0.
+        if gpus is None and npus is None and status_of(status).kind is not None:
+            unknown[key] = unknown.get(key, 0) + n
+
+    for (status, pool, flavor, gpus, npus), n in listed.terminal.items():
+        add(status, pool, flavor, gpus, npus, n)
+    for v in listed.active.values():
+        add(v["status"], v["pool_id"], v["flavor_code"], v["gpu_num"], v["npu_num"], 1)
+        phase = status_of(v["status"]).phase
+        if v["create_time"] and v["create_time"] < oldest_ms.get(phase, 2**63):
+            oldest_ms[phase] = v["create_time"]
+    return counted
