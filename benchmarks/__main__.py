@@ -1,6 +1,6 @@
 """``make bench``: every benchmark, each figure a ratio measured in this run, as one table.
 
-Set ``BENCH`` to a comma-separated subset of ``throughput,cpu,memory,scrapes,economy`` to run
+Set ``BENCH`` to a comma-separated subset of ``throughput,cpu,memory,scrapes,economy,v2`` to run
 only those.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from modelarts_exporter.runtime.service import freeze_startup_objects
 
-from . import economy, memory, scrapes, throughput
+from . import economy, memory, scrapes, throughput, v2
 from .common import Row
 
 BENCHMARKS: dict[str, Callable[[], list[Row]]] = {
@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, Callable[[], list[Row]]] = {
     "memory": memory.run,
     "scrapes": scrapes.run,
     "economy": lambda: asyncio.run(economy.run()),
+    "v2": lambda: asyncio.run(v2.wall_time()) + asyncio.run(v2.economy()),
 }
 
 
