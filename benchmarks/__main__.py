@@ -1,7 +1,7 @@
 """``make bench``: every benchmark, each figure a ratio measured in this run, as one table.
 
-Set ``BENCH`` to a comma-separated subset of ``throughput,cpu,memory,scrapes,economy,peers`` to run
-only those.
+Set ``BENCH`` to a comma-separated subset of ``throughput,cpu,memory,scrapes,economy,peers,v2``
+to run only those.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from modelarts_exporter.runtime.service import freeze_startup_objects
 
-from . import economy, memory, peers, scrapes, throughput
+from . import economy, memory, peers, scrapes, throughput, v2
 from .common import Row
 
 BENCHMARKS: dict[str, Callable[[], list[Row]]] = {
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Callable[[], list[Row]]] = {
     "scrapes": scrapes.run,
     "economy": lambda: asyncio.run(economy.run()),
     "peers": peers.run,
+    "v2": lambda: asyncio.run(v2.wall_time()) + asyncio.run(v2.economy()),
 }
 
 

@@ -31,9 +31,11 @@ class SimProcess:
         latency_seconds: float = 0.0,
         project_id: str = PROJECT_ID,
         idle_priority: bool = False,
+        v2: bool = False,
     ) -> None:
         """``idle_priority``: run only on CPU time nothing else wants, as a stand-in for an API
-        that is on another machine (whose serving costs the exporter's machine nothing)."""
+        that is on another machine (whose serving costs the exporter's machine nothing).
+        ``v2``: serve ``size`` v2 jobs in one workspace (and no v1 versions) instead."""
         self.project_id = project_id
         self._args = [
             sys.executable,
@@ -45,6 +47,7 @@ class SimProcess:
             f"--latency={latency_seconds}",
             f"--project-id={project_id}",
             *(["--idle-priority"] if idle_priority else []),
+            *(["--v2"] if v2 else []),
         ]
         self._process: subprocess.Popen[str] | None = None
         self.url = ""
@@ -82,17 +85,48 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--project-id", default=PROJECT_ID)
     parser.add_argument("--idle-priority", action="store_true")
+    parser.add_argument("--v2", action="store_true")
     options = parser.parse_args()
     if options.idle_priority:  # before any thread starts: threads inherit it
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
-    from modelarts_exporter.simulator import FaultPlan, SimulatorServer, Tenant  # noqa: PLC0415
+    from modelarts_exporter.simulator import (  # noqa: PLC0415
+        FaultPlan,
+        SimulatorServer,
+        Tenant,
+        V2Tenant,
+    )
 
     # Blocked before any thread starts (threads inherit the mask), then waited for below.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    tenant = Tenant(size=options.size, seed=options.seed, active_fraction=options.active_fraction)
+    jobs: V2Tenant | None = None
+
+    class _AdvancingBoth(Tenant):
+        """No v1 versions; ``/_sim/advance`` moves the v2 jobs' clock too."""
+
+        def __init__(self, v2: V2Tenant) -> None:
+            super().__init__(size=0, seed=options.seed)
+            self._v2 = v2
+
+        def advance(self, seconds: float) -> None:
+            super().advance(seconds)
+            self._v2.advance(seconds)
+
+    if options.v2:
+        jobs = V2Tenant(
+            size=options.size,
+            seed=options.seed,
+            workspaces=("0",),
+            active_fraction=options.active_fraction,
+            undocumented_fraction=0.0,
+        )
+        tenant: Tenant = _AdvancingBoth(jobs)
+    else:
+        tenant = Tenant(
+            size=options.size, seed=options.seed, active_fraction=options.active_fraction
+        )
     faults = FaultPlan(latency_seconds=options.latency)
-    with SimulatorServer(tenant, project_id=options.project_id, faults=faults) as server:
+    with SimulatorServer(tenant, project_id=options.project_id, faults=faults, v2=jobs) as server:
         print(server.url, flush=True)
         signal.sigwait({signal.SIGTERM, signal.SIGINT})
 

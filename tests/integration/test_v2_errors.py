@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from modelarts_exporter.cloud.auth import AkSkAuth
 from modelarts_exporter.cloud.client import ApiClient, RetryPolicy
 from modelarts_exporter.cloud.errors import PollError, Reason
 from modelarts_exporter.cloud.v2_models import V2Page, parse_v2_error_body, parse_v2_page
@@ -108,6 +110,26 @@ async def test_aksk_signs_the_post_body(simulator: SimFactory, exporter_for: Mak
         sim, api_version="v2", auth_token=None, access_key="AK-V2", secret_key=SECRET_KEY
     )
     assert await exporter.poll(), exporter.target.poller.state.last_error
+
+
+def test_a_post_body_changed_after_signing_is_rejected(simulator: SimFactory) -> None:
+    """The AK/SK signature covers the v2 search's body: the same signed headers with another
+    body of the same length are refused by the gateway."""
+    sim = simulator(size=0, v2=V2Tenant(size=60), tokens=None, credentials={"AK-V2": SECRET_KEY})
+    auth = AkSkAuth("AK-V2", SecretStr(SECRET_KEY))
+    url = f"{sim.url}/v2/{sim.project_id}/training-job-searches"
+    body = b'{"offset":0,"limit":20,"sort_by":"create_time","order":"desc"}'
+    headers = {"Content-Type": "application/json;charset=UTF-8"}
+    signed = httpx.Request("POST", url, content=body, headers=headers)
+    auth.sign(signed)
+    with httpx.Client() as client:
+        good = client.send(signed)
+        assert good.status_code == 200, good.text
+        assert len(good.json()["items"]) == 20
+        changed = body.replace(b'"limit":20', b'"limit":30')
+        tampered = client.post(url, content=changed, headers=dict(signed.headers))
+    assert tampered.status_code == 401
+    assert tampered.json()["error_code"] == "APIG.0303"
 
 
 class _Canned:

@@ -23,7 +23,7 @@ import logging
 import re
 import threading
 
-from modelarts_exporter.cloud.statuses import KNOWN, Phase, Status, register
+from modelarts_exporter.cloud.statuses import KNOWN, Phase, Status, register, status_of
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +115,15 @@ def status_for(kind: str | None, phase: str | None) -> Status:
 def documented() -> tuple[Status, ...]:
     """The documented phases of plain jobs: always exported for a v2 target, 0 when none."""
     return tuple(status_for(DEFAULT_KIND, phase) for phase in PHASES)
+
+
+def filter_phase(code: int) -> str | None:
+    """The ``phase`` a search filter selects the jobs of status ``code`` by, when one phase
+    alone makes that status: not for ``other``, a name made label-safe, or a missing phase."""
+    status = status_of(code)
+    if status.kind is None or status.name == MISSING_PHASE:
+        return None
+    with _lock:
+        if status.name in PHASES or _unknown_phases.get(status.name) == status.name:
+            return status.name
+    return None

@@ -68,7 +68,7 @@ class TargetOptions(TargetFields):
                 f"PAGE_SIZE {self.page_size} is above {MAX_LIMIT}, the most jobs a v2 page "
                 f"holds ({which})"
             )
-        if self.poll_mode == "incremental":
+        if self.poll_mode == "incremental" and self.api_version == "both":
             raise ValueError(f"POLL_MODE=incremental is not available with {which} yet")
         if self.pagination == "all":
             raise ValueError(f"PAGINATION=all has no v2 equivalent (no limit=0): {which}")

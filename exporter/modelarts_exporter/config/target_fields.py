@@ -247,8 +247,10 @@ class TargetFields(BaseModel):
         "full",
         description="full lists every version each poll; incremental reads only what can have "
         "changed (new versions, active ones, where ended ones went) and publishes the same "
-        "metrics with about 4 % of the requests on a big tenant (docs/performance.md). Not with "
-        "STATUS or PAGINATION=all.",
+        "metrics with about 4 % of the requests on a big tenant (docs/performance.md). With "
+        "API_VERSION=v2 too (active jobs through the search's phase filter); not yet with "
+        "API_VERSION=both, nor with STATUS or PAGINATION=all. A v2 API whose count is the items "
+        "on the page, or whose phase filter is not honoured, gets full listings.",
     )
     max_label_values: int = Field(
         500,

@@ -4,8 +4,10 @@ Between two polls a tenant changes in three ways: versions are created, active v
 status, and (rarely) versions are deleted. An incremental poll starts from the
 :class:`~modelarts_exporter.listing.inventory.Listed` of the last poll and, per workspace:
 
-1. lists each status that a held active version had, with the ``status`` filter — the fresh
-   records of versions still active, and any new version already in one of those statuses;
+1. lists the statuses that held active versions had, with the API's status filter (one listing
+   per group the source says its filter takes) — the fresh records of versions still active, and
+   any new version already in one of those statuses. A filtered listing is read until a page
+   shorter than the page size, its count only planning how many pages are fetched at once;
 2. reads the unfiltered listing newest first (``create_time`` descending) from its top: its
    ``total_count`` minus the versions held is the number of new versions, which must be exactly
    the versions above the first held one (a deletion, or a version created below known ones,
@@ -36,16 +38,16 @@ from typing import TypeVar
 import anyio
 
 from modelarts_exporter.cloud.models import Page, Version
+from modelarts_exporter.cloud.statuses import status_of
 from modelarts_exporter.listing.inventory import (
     FINISHED,
-    TERMINAL_CODES,
     Inventory,
     Listed,
     Observations,
     gauge_key,
     transition,
 )
-from modelarts_exporter.listing.source import PagedSource
+from modelarts_exporter.listing.source import PagedSource, UnreliablePageError
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +84,13 @@ class IncrementalLister:
     @property
     def possible(self) -> bool:
         """Whether pages can be addressed yet (``auto`` pagination needs one full listing)."""
-        return self._source.pagination is not None
+        return self._source.addressable
 
     async def poll(self, listed: Listed) -> tuple[Listed, Observations] | None:
         """The new listing and what it observed, or ``None`` when a full listing is needed."""
         try:
             return await self._poll(listed)
-        except GiveUpError as reason:
+        except (GiveUpError, UnreliablePageError) as reason:
             log.info("incremental poll gave up, listing in full: %s", reason)
             return None
 
@@ -99,10 +101,15 @@ class IncrementalLister:
             for i, name in enumerate(self._source.workspaces)
         ]
         fresh: dict[int, tuple[int, Version]] = {}
-        statuses: set[tuple[int, int]] = set()
+        held: Counter[tuple[int, int]] = Counter()
         for vid, version in listed.active.items():
-            statuses.add((inventory.workspace[inventory.find(vid)], version["status"]))
-        await _all(*(self._read_status(workspaces[w], code, fresh) for w, code in sorted(statuses)))
+            held[(inventory.workspace[inventory.find(vid)], version["status"])] += 1
+        reads = [
+            (ws, group, sum(held[(ws.index, code)] for code in group))
+            for ws in workspaces
+            for group in self._source.status_groups(c for w, c in held if w == ws.index)
+        ]
+        await _all(*(self._read_status(ws, group, count, fresh) for ws, group, count in reads))
         await _all(*(self._read_top(ws, inventory, fresh) for ws in workspaces))
         vanished = [vid for vid in listed.active if vid not in fresh]
         await self._find_vanished(vanished, listed, workspaces, fresh)
@@ -121,17 +128,26 @@ class IncrementalLister:
         return self._sorted[workspace]
 
     async def _read_status(
-        self, ws: _Workspace, code: int, fresh: dict[int, tuple[int, Version]]
+        self,
+        ws: _Workspace,
+        group: frozenset[int],
+        held: int,
+        fresh: dict[int, tuple[int, Version]],
     ) -> None:
+        """Every page of the listing filtered by ``group``; ``held`` versions are known to have
+        been in it. The count plans at most the pages those fill, plus one, at once."""
         size = self._source.page_size
-        first = await self._source.page(ws.name, 0, status=code)
-        rest = await _all(
-            *(
-                self._source.page(ws.name, index, status=code)
-                for index in range(1, -(-first.total_count // size))
-            )
+        first = await self._source.page(ws.name, 0, statuses=group)
+        planned = min(-(-first.total_count // size), held // size + 2)
+        pages = [first]
+        pages += await _all(
+            *(self._source.page(ws.name, index, statuses=group) for index in range(1, planned))
         )
-        for page in (first, *rest):
+        while len(pages[-1].versions) >= size:
+            if len(pages) > ws.held // size + planned:  # longer than a full listing: ignored?
+                raise GiveUpError("a filtered listing did not end")
+            pages.append(await self._source.page(ws.name, len(pages), statuses=group))
+        for page in pages:
             _collect(page, ws.index, fresh)
 
     async def _read_top(
@@ -211,7 +227,7 @@ class IncrementalLister:
                 state = transition(version, 0, found)
                 new.append(vid, version["create_time"] or 0, w, state)
             elif flags[row] & FINISHED:
-                if version["status"] not in TERMINAL_CODES:
+                if not status_of(version["status"]).phase.terminal:  # v2 codes are >= 256
                     raise GiveUpError(f"version {vid} left a terminal status")
                 continue  # terminal statuses are final: nothing to update
             else:

@@ -8,7 +8,7 @@ beside it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal, Protocol, get_args
 
 from modelarts_exporter.cloud.models import Page, Version
@@ -43,6 +43,11 @@ class JobSource(Protocol):
     async def list_versions(self, sink: ListingSink) -> None: ...
 
 
+class UnreliablePageError(Exception):
+    """A page the source cannot vouch for (a filter not honoured, a count that may mean something
+    else): the incremental poll gives up and the poll lists in full. The reason is the message."""
+
+
 class PagedSource(JobSource, Protocol):
     """A source whose pages can be addressed one by one, newest first: what incremental polls
     read (:mod:`.incremental`)."""
@@ -56,8 +61,18 @@ class PagedSource(JobSource, Protocol):
         """The workspaces listed (``None``: the API's default)."""
 
     @property
-    def pagination(self) -> Literal["offset", "page"] | None:
-        """What ``offset`` means, once known; pages cannot be addressed before."""
+    def addressable(self) -> bool:
+        """Whether single pages can be read and their counts trusted yet (``auto`` pagination
+        needs one full listing to find out what ``offset`` means)."""
 
-    async def page(self, workspace: str | None, index: int, *, status: int | None = None) -> Page:
-        """Page ``index`` of the listing newest first, optionally of one status only."""
+    def status_groups(self, codes: Iterable[int]) -> list[frozenset[int]]:
+        """How to list the versions in ``codes`` with the API's status filter: one listing per
+        group. Codes the filter cannot address are left out (incremental polls then find those
+        versions by their place in the newest-first listing)."""
+
+    async def page(
+        self, workspace: str | None, index: int, *, statuses: frozenset[int] | None = None
+    ) -> Page:
+        """Page ``index`` of the listing newest first, optionally of some statuses only (one
+        group of :meth:`status_groups`). ``total_count`` is exact for the unfiltered listing;
+        for a filtered one it may be a hint only. Raises :class:`UnreliablePageError`."""

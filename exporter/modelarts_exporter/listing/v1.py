@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Literal
 from urllib.parse import quote
 
@@ -94,7 +94,17 @@ class V1Source:
         for index, workspace in enumerate(self.workspaces):
             await self._list_workspace(index, workspace, sink)
 
-    async def page(self, workspace: str | None, index: int, *, status: int | None = None) -> Page:
+    @property
+    def addressable(self) -> bool:
+        return self.pagination is not None
+
+    def status_groups(self, codes: Iterable[int]) -> list[frozenset[int]]:
+        """One listing per status code: the v1 filter takes one."""
+        return [frozenset((code,)) for code in sorted(set(codes))]
+
+    async def page(
+        self, workspace: str | None, index: int, *, statuses: frozenset[int] | None = None
+    ) -> Page:
         """Page ``index`` of the listing newest first (``create_time`` descending), optionally of
         one status only: what incremental polls read. Needs :attr:`pagination`."""
         mode = self.pagination
@@ -102,9 +112,10 @@ class V1Source:
         size = self._page_size
         params = self._params(workspace, self._offset(index, mode), size)
         params["sort_by"], params["order"] = "create_time", "desc"
-        if status is None:
+        if statuses is None:
             params.pop("status", None)
         else:
+            (status,) = statuses
             params["status"] = str(status)
         return await self._get(params)
 

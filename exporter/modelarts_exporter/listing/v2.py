@@ -17,6 +17,11 @@ What the API leaves open, and how this module copes:
 - A hostile answer cannot make a poll read forever: a full page that brings no job not already
   read (an ``offset`` ignored) fails the poll, and so does a listing still going after
   ``max_pages`` pages.
+- Incremental polls (:meth:`V2Source.page`) filter on ``phase`` with ``in`` and read the listing
+  newest first. A filtered page holding a job of another phase (a filter not honoured) is
+  refused, and so is a count that may be the items on the page: the unfiltered listing's
+  ``count`` must be the number of jobs it holds, so single pages are addressable only after a
+  full listing has shown ``count`` equal to the jobs it listed in every workspace.
 - Jobs are de-duplicated by ``metadata.id`` (the sink counts each mapped id once), so a job
   created while the listing is read, which shifts later pages by one, is counted once.
 """
@@ -27,7 +32,7 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Literal
 from urllib.parse import quote
 
@@ -35,12 +40,19 @@ import anyio
 
 from modelarts_exporter.cloud.client import ApiClient
 from modelarts_exporter.cloud.errors import PollError, Reason
+from modelarts_exporter.cloud.models import Page
 from modelarts_exporter.cloud.v2_models import Job, V2Page, parse_v2_error_body, parse_v2_page
+from modelarts_exporter.cloud.v2_statuses import filter_phase
 from modelarts_exporter.config.listing import MAX_LIMIT, V2Options
-from modelarts_exporter.listing.source import ListingSink
+from modelarts_exporter.listing.source import ListingSink, UnreliablePageError
 from modelarts_exporter.listing.v2_jobs import to_version
 
 log = logging.getLogger(__name__)
+
+
+def _phase(job: Job) -> str:
+    status = job["status"]
+    return (status["phase"] if status else None) or ""
 
 
 def _ids(jobs: Sequence[Job]) -> list[str]:
@@ -70,6 +82,58 @@ class V2Source:
         self._base = workspace_base
         self._limit = asyncio.Semaphore(options.max_concurrency)
         self._detected: Literal["offset", "page"] | None = None
+        self._page_size = min(options.page_size, MAX_LIMIT)
+        self._counts: dict[str | None, bool] = {}
+        """By workspace: whether the last full listing's ``count`` was the jobs it listed."""
+
+    @property
+    def page_size(self) -> int:
+        """Jobs asked per page: the setting, or what the API has shown it serves."""
+        return self._page_size
+
+    @property
+    def addressable(self) -> bool:
+        return self.pagination is not None and all(
+            self._counts.get(workspace, False) for workspace in self.workspaces
+        )
+
+    def status_groups(self, codes: Iterable[int]) -> list[frozenset[int]]:
+        """The codes whose phase a filter can name, in groups of at most ten phases (the most
+        values a filter takes, notes §1)."""
+        by_phase: dict[str, set[int]] = {}
+        for code in codes:
+            phase = filter_phase(code)
+            if phase is not None:
+                by_phase.setdefault(phase, set()).add(code)
+        phases = sorted(by_phase)
+        return [
+            frozenset(code for phase in phases[i : i + 10] for code in by_phase[phase])
+            for i in range(0, len(phases), 10)
+        ]
+
+    async def page(
+        self, workspace: str | None, index: int, *, statuses: frozenset[int] | None = None
+    ) -> Page:
+        """Page ``index`` of the listing newest first, optionally of the phases of
+        ``statuses`` only: what incremental polls read. Needs :attr:`addressable`."""
+        mode = self.pagination
+        assert mode is not None
+        size = self._page_size
+        phases = None
+        if statuses is not None:
+            phases = sorted({phase for code in statuses if (phase := filter_phase(code))})
+        offset = index * size if mode == "offset" else index
+        answer = await self._search(workspace, offset, size, "desc", phases)
+        items = answer.items
+        assert items is not None
+        count = answer.count
+        if phases is not None:
+            if any(_phase(job) not in phases for job in items):
+                raise UnreliablePageError("the phase filter was not honoured")
+        elif count is None or count < len(items) or (len(items) >= size and count <= size):
+            raise UnreliablePageError(f"count {count} may not be the jobs listed")
+        total = len(items) if count is None else int(count)
+        return Page(total_count=total, versions=[to_version(job) for job in items])
 
     @property
     def project_id(self) -> str | None:
@@ -91,28 +155,50 @@ class V2Source:
             reported = await self._list_workspace(workspace, sink)
             sink.finish_workspace(reported)
 
-    def _body(self, workspace: str | None, offset: int, limit: int) -> bytes:
+    def _body(
+        self,
+        workspace: str | None,
+        offset: int,
+        limit: int,
+        order: str,
+        phases: Sequence[str] | None,
+    ) -> bytes:
         options = self._options
         body: dict[str, object] = {
             "offset": offset,
             "limit": limit,
             "sort_by": "create_time",
-            "order": options.order,
+            "order": order,
         }
         if workspace is not None:
             body["workspace_id"] = workspace
+        filters = []
         if options.pool_id:
-            body["filters"] = [{"key": "pool_id", "operator": "in", "value": [options.pool_id]}]
+            filters.append({"key": "pool_id", "operator": "in", "value": [options.pool_id]})
+        if phases is not None:
+            filters.append({"key": "phase", "operator": "in", "value": list(phases)})
+        if filters:
+            body["filters"] = filters
         return json.dumps(body, separators=(",", ":")).encode()
 
-    async def _search(self, workspace: str | None, offset: int, limit: int) -> V2Page:
+    async def _search(
+        self,
+        workspace: str | None,
+        offset: int,
+        limit: int,
+        order: str | None = None,
+        phases: Sequence[str] | None = None,
+    ) -> V2Page:
         if self._project_id is None:
             assert self._resolve_project is not None
             self._project_id = await self._resolve_project()
         path = f"/v2/{quote(self._project_id, safe='')}/training-job-searches"
         async with self._limit:
             return await self._client.post(
-                path, self._body(workspace, offset, limit), parse_v2_page, parse_v2_error_body
+                path,
+                self._body(workspace, offset, limit, order or self._options.order, phases),
+                parse_v2_page,
+                parse_v2_error_body,
             )
 
     def _add(self, sink: ListingSink, page: V2Page) -> int:
@@ -137,7 +223,8 @@ class V2Source:
         first = await self._search(workspace, 0, asked)
         assert first.items is not None
         self._add(sink, first)
-        size = self._size(first, asked)
+        size = self._page_size = self._size(first, asked)
+        self._counts[workspace] = False
         cursor = 1
         if len(first.items) >= size:
             mode = self.pagination
@@ -146,17 +233,22 @@ class V2Source:
                 self._add(sink, probe)
                 assert probe.items is not None
                 if len(probe.items) < size:
-                    return self._reported(first, sink)
+                    return self._reported(workspace, first, sink)
                 # Page 1 was the probe when offsets are page indexes; read on after it.
                 cursor = 2 if mode == "page" else 1
             await self._rest(workspace, sink, mode, size, cursor, first.count)
-        return self._reported(first, sink)
+        return self._reported(workspace, first, sink)
 
-    @staticmethod
-    def _reported(first: V2Page, sink: ListingSink) -> int:
+    def _reported(self, workspace: str | None, first: V2Page, sink: ListingSink) -> int:
         """``count`` when it reads as "jobs matching", else (an older page's reading: items on
-        the page) the jobs listed."""
+        the page) the jobs listed. Notes whether ``count`` was the jobs listed and could not
+        have been the items on the first page: what incremental polls rely on."""
         count = int(first.count) if first.count is not None else 0
+        assert first.items is not None
+        shown = len(first.items)
+        self._counts[workspace] = count == sink.pass_count and (
+            shown < self._page_size or count > shown
+        )
         return count if count >= sink.pass_count else sink.pass_count
 
     async def _detect(

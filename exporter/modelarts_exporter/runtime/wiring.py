@@ -29,7 +29,7 @@ from modelarts_exporter.http.reload import LiveWebConfig
 from modelarts_exporter.http.webconfig import WebConfigError
 from modelarts_exporter.listing.both import BothSources
 from modelarts_exporter.listing.incremental import IncrementalLister
-from modelarts_exporter.listing.source import JobSource
+from modelarts_exporter.listing.source import JobSource, PagedSource
 from modelarts_exporter.listing.v1 import V1Source
 from modelarts_exporter.listing.v2 import V2Source
 from modelarts_exporter.runtime.poller import TargetPoller
@@ -132,12 +132,15 @@ def build_target(
     resolve = auth.project_id if isinstance(auth, IamPasswordAuth) else None
     v1 = V1Source(client, settings.project_id, settings.listing_options(), resolve)
     source: JobSource = v1
+    paged: PagedSource = v1
     statuses = list(KNOWN.values())
     if settings.api_version != "v1":
-        # Settings refuse incremental polling with v2, so only a V1Source meets IncrementalLister.
+        # Settings refuse incremental polling with both, so a lister meets one source.
         base = len(v1.workspaces) if settings.api_version == "both" else 0
         v2 = V2Source(client, settings.project_id, settings.v2_options(), resolve, base)
-        source = v2 if settings.api_version == "v2" else BothSources(v1, v2)
+        source = BothSources(v1, v2)
+        if settings.api_version == "v2":
+            source = paged = v2
         v2_known = list(v2_statuses.documented())
         statuses = v2_known if settings.api_version == "v2" else statuses + v2_known
     poller = TargetPoller(
@@ -148,7 +151,7 @@ def build_target(
         interval_seconds=settings.poll_interval_seconds,
         timeout_seconds=settings.poll_timeout,
         requests=requests,
-        incremental=IncrementalLister(v1) if settings.poll_mode == "incremental" else None,
+        incremental=IncrementalLister(paged) if settings.poll_mode == "incremental" else None,
         full_listing_every=settings.full_listing_every,
         statuses=statuses,
         api_version=settings.api_version,

@@ -3,8 +3,9 @@
 The body is read as the SDK's ``JobSearches`` (notes §1, §5): ``offset`` is a page index or a
 record offset (``offset_mode``), ``limit`` 1-50 (more is 400 ``ModelArts.2816``), ``sort_by``
 only ``create_time`` (else ``ModelArts.2790``), ``order``, ``workspace_id`` and ``filters`` on
-``pool_id`` (``in``; another key is ``ModelArts.2789``, another operator ``ModelArts.2808``). A
-body that is not a JSON object is ``ModelArts.2787``; a foreign project 404 ``ModelArts.2786``.
+``pool_id`` and ``phase`` (``in``; another key is ``ModelArts.2789``, another operator
+``ModelArts.2808``). A body that is not a JSON object is ``ModelArts.2787``; a foreign project
+404 ``ModelArts.2786``.
 ``count_mode`` chooses between the two readings of ``count``: jobs matching the query, or items
 on this page (older documentation).
 """
@@ -46,15 +47,16 @@ def _int(body: dict[str, Any], key: str, default: int, low: int, high: int) -> i
     return value
 
 
-def _pool_filter(body: dict[str, Any]) -> list[str] | None:
+def _filters(body: dict[str, Any]) -> dict[str, list[str]]:
+    """The ``in`` filters by key (``pool_id``, ``phase``)."""
     filters = body.get("filters") or []
     if not isinstance(filters, list):
         raise _BadRequestError("ModelArts.2788", "filters must be a list")
-    pools: list[str] | None = None
+    found: dict[str, list[str]] = {}
     for condition in filters:
         if not isinstance(condition, dict):
             raise _BadRequestError("ModelArts.2788", "a filter must be an object")
-        if condition.get("key") != "pool_id":
+        if condition.get("key") not in ("pool_id", "phase"):
             raise _BadRequestError(
                 "ModelArts.2789", f"Unsupported filter: {condition.get('key')!r}"
             )
@@ -65,8 +67,8 @@ def _pool_filter(body: dict[str, Any]) -> list[str] | None:
         values = condition.get("value")
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise _BadRequestError("ModelArts.2809", "Unsupported condition value")
-        pools = values
-    return pools
+        found[condition["key"]] = values
+    return found
 
 
 def answer_search(
@@ -100,13 +102,15 @@ def answer_search(
         workspace = request.get("workspace_id", "0")
         if not isinstance(workspace, str):
             raise _BadRequestError("ModelArts.2788", "workspace_id must be a string")
-        pools = _pool_filter(request)
+        filters = _filters(request)
     except _BadRequestError as bad:
         return v2_error(
             400, bad.code, str(bad), "Check the request body against the API reference."
         )
     start = offset * limit if offset_mode == "page" else offset
-    total, matching, page = tenant.listing(workspace, order, pools, start, start + limit)
+    total, matching, page = tenant.listing(
+        workspace, order, filters.get("pool_id"), start, start + limit, filters.get("phase")
+    )
     payload = {
         "total": total,
         "count": matching if count_mode == "matching" else len(page),

@@ -295,17 +295,24 @@ class V2Tenant:
     # ------------------------------------------------------------------------------ listing
 
     def listing(
-        self, workspace_id: str, order: str, pool_ids: Sequence[str] | None, start: int, stop: int
+        self,
+        workspace_id: str,
+        order: str,
+        pool_ids: Sequence[str] | None,
+        start: int,
+        stop: int,
+        phases: Sequence[str] | None = None,
     ) -> tuple[int, int, list[dict[str, Any]]]:
         """The number of all jobs (``total``, filters ignored), of the jobs of ``workspace_id``
-        (optionally only some pools), and those of them from ``start`` to ``stop`` as items,
-        sorted by creation."""
+        (optionally only some pools, some phases), and those of them from ``start`` to ``stop``
+        as items, sorted by creation."""
         with self._lock:
             jobs = [
                 job
                 for job in self._jobs.values()
                 if job.workspace == workspace_id
                 and (pool_ids is None or job.profile.pool_id in pool_ids)
+                and (phases is None or job.phase in phases)
             ]
             jobs.sort(key=lambda job: (job.create_ms, job.id), reverse=order == "desc")
             return len(self._jobs), len(jobs), [self._item(job) for job in jobs[start:stop]]
