@@ -210,12 +210,17 @@ class V2Source:
 
     def _size(self, first: V2Page, asked: int) -> int:
         """The page size to read on with: the echoed ``limit`` when the API says it served
-        fewer than asked."""
+        fewer than asked. Learned on every full listing; said when it changes, not per poll."""
         echoed = first.limit
+        size = asked
         if echoed is not None and 1 <= echoed < asked and echoed.is_integer():
-            log.warning("the API pages by %d where %d were asked", int(echoed), asked)
-            return int(echoed)
-        return asked
+            size = int(echoed)
+        if size != self._page_size:
+            if size < asked:
+                log.warning("the API pages by %d where %d were asked", size, asked)
+            else:
+                log.info("the API pages by the %d asked again", asked)
+        return size
 
     async def _list_workspace(self, workspace: str | None, sink: ListingSink) -> int:
         """Read one workspace into ``sink``; the number of jobs the API reports for it."""
