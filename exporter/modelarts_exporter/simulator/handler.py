@@ -2,8 +2,9 @@
 
 An API request goes: count it → latency → gateway (401s) → fault plan → service answer
 (:mod:`.api`), possibly truncated or dripped. Connection-level faults happen here because only
-the handler holds the socket. Clients that give up mid-answer are expected, so socket errors are
-logged at debug level, never printed.
+the handler holds the socket (what it counts is in :mod:`.stats`, ``/_sim/*`` in :mod:`.control`).
+Clients that give up mid-answer are expected, so socket errors are logged at debug level,
+never printed.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ import socket
 import socketserver
 import struct
 import threading
-from collections import Counter, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Final, NamedTuple
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
+from . import control
 from .api import answer_versions, lenient_uint
 from .faults import TRANSPORT_KINDS, FaultKind, FaultPlan, FaultRule, RequestInfo, canned_response
 from .gateway import Gateway
 from .iam import Iam
+from .stats import QueryRecord, Recorder
 from .tenant import OffsetMode, Tenant
 from .v2_api import ROUTE as V2_ROUTE
 from .v2_api import CountMode, answer_search
@@ -33,57 +34,7 @@ from .v2_tenant import V2Tenant
 
 log = logging.getLogger(__name__)
 
-MAX_QUERIES: Final = 100_000
-"""How many per-request query records the stats keep (the newest)."""
 _Request = socket.socket | tuple[bytes, socket.socket]
-
-
-class QueryRecord(NamedTuple):
-    """The paging and filter parameters of one API request (``None``: absent or malformed)."""
-
-    offset: int | None
-    limit: int | None
-    status: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Stats:
-    requests: int
-    """API requests received (everything but ``/_sim/*``)."""
-    by_status: Counter[int]
-    """Answers by HTTP status; 0 counts requests ended without an answer (reset, hang)."""
-    queries: tuple[QueryRecord, ...]
-
-
-class Recorder:
-    """Thread-safe request statistics."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests = 0
-        self._by_status: Counter[int] = Counter()
-        self._queries: deque[QueryRecord] = deque(maxlen=MAX_QUERIES)
-
-    def request(self, record: QueryRecord) -> int:
-        """Count a request; its 1-based sequence number."""
-        with self._lock:
-            self._requests += 1
-            self._queries.append(record)
-            return self._requests
-
-    def answer(self, status: int) -> None:
-        with self._lock:
-            self._by_status[status] += 1
-
-    def snapshot(self) -> Stats:
-        with self._lock:
-            return Stats(self._requests, Counter(self._by_status), tuple(self._queries))
-
-    def reset(self) -> None:
-        with self._lock:
-            self._requests = 0
-            self._by_status.clear()
-            self._queries.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,26 +320,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _control(self, url: SplitResult) -> None:
         context = self.context
-        tenant = context.tenant
-        if url.path == "/_sim/health" and self.command == "GET":
-            self._send(200, b"ok", "text/plain; charset=utf-8")
-        elif url.path == "/_sim/stats" and self.command == "GET":
-            stats = context.recorder.snapshot()
-            document = {
-                "requests": stats.requests,
-                "by_status": {str(code): n for code, n in sorted(stats.by_status.items())},
-                "faults": {str(kind): n for kind, n in context.faults.fired.items()},
-                "versions": len(tenant),
-                "now_ms": tenant.now_ms,
-            }
-            self._send(200, _encode(document))
-        elif url.path == "/_sim/advance" and self.command == "POST":
-            raw = dict(parse_qsl(url.query)).get("seconds", "")
-            try:
-                tenant.advance(float(raw))
-            except ValueError:
-                self._send(400, _encode({"error": f"seconds must be a number >= 0: {raw!r}"}))
-                return
-            self._send(200, _encode({"now_ms": tenant.now_ms, "versions": len(tenant)}))
-        else:
-            self._send(404, _encode({"error": f"no control endpoint {self.command} {url.path}"}))
+        answer = control.answer(
+            self.command,
+            url,
+            tenant=context.tenant,
+            recorder=context.recorder,
+            faults=context.faults,
+        )
+        self._send(answer.status, answer.body, answer.content_type)

@@ -24,8 +24,9 @@ from typing import Final, Self, TypedDict, Unpack
 
 from .faults import FaultPlan
 from .gateway import Gateway
-from .handler import Context, HTTPServer, Recorder, Stats
+from .handler import Context, HTTPServer
 from .iam import Iam
+from .stats import Recorder, Stats
 from .tenant import OffsetMode, Tenant
 from .v2_api import CountMode
 from .v2_tenant import V2Tenant
