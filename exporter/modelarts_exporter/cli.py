@@ -153,7 +153,9 @@ def _simulator_parser(prog: str, default_api: str = "v1") -> argparse.ArgumentPa
         "--speed",
         type=float,
         default=60.0,
-        help="simulated seconds per real second (0: the tenant stands still)",
+        help="how many times busier than a real project the tenant is: jobs are created that "
+        "much more often and change status that much sooner; its clock keeps the wall clock's "
+        "time, so ages are real (0: the tenant stands still)",
     )
     parser.add_argument("--offset-mode", choices=("record", "page"), default="record")
     parser.add_argument(
@@ -170,15 +172,22 @@ def _simulator_parser(prog: str, default_api: str = "v1") -> argparse.ArgumentPa
 
 
 def _start_simulator(
-    options: argparse.Namespace, host: str, port: int, token: str | None
+    options: argparse.Namespace,
+    host: str,
+    port: int,
+    token: str | None,
+    settle_s: float = 0.0,
 ) -> SimulatorServer:
     # Imported here: the exporter proper never depends on the simulator.
     from modelarts_exporter.simulator import SimulatorServer, Tenant, V2Tenant  # noqa: PLC0415
 
-    tenant = Tenant(size=options.size, seed=options.seed)
+    # Sped up, not fast-forwarded: a clock running ahead of the wall clock would make every job
+    # younger than the exporter's clock says, so ages (oldest_seconds) would read 0.
+    speed = options.speed if options.speed > 0 else 1.0
+    tenant = Tenant(size=options.size, seed=options.seed, speed=speed)
     v2 = None
     if options.api_version != "v1":
-        v2 = V2Tenant(size=options.size, seed=options.seed, workspaces=("0",))
+        v2 = V2Tenant(size=options.size, seed=options.seed, workspaces=("0",), speed=speed)
     server = SimulatorServer(
         tenant,
         project_id=options.project_id,
@@ -187,8 +196,9 @@ def _start_simulator(
         offset_mode=options.offset_mode,
         max_limit=options.max_limit,
         tokens=[token] if token else None,
-        realtime_speed=options.speed,
+        realtime_speed=1.0 if options.speed > 0 else 0.0,
         v2=v2,
+        settle_s=settle_s,
     )
     server.start()
     return server
@@ -236,7 +246,10 @@ def _demo(args: list[str]) -> int:
     token = secrets.token_urlsafe(24)
     logs.configure()
     logs.redact(token)
-    simulator = _start_simulator(options, "127.0.0.1", 0, token)
+    # Sped up, a tenant changing all the time would move under nearly every listing: it changes
+    # only once the exporter has stopped reading it (pages of one listing follow each other
+    # within milliseconds).
+    simulator = _start_simulator(options, "127.0.0.1", 0, token, settle_s=0.2)
     try:
         settings = Settings(
             endpoint=simulator.url,

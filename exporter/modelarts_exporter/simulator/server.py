@@ -34,6 +34,8 @@ from .v2_tenant import V2Tenant
 log = logging.getLogger(__name__)
 
 _CLOCK_TICK_S: Final = 0.5
+MAX_HELD_TICKS: Final = 20
+"""How many ticks in a row the clock holds back for a client that is still reading (10 s)."""
 
 
 class ServerOptions(TypedDict, total=False):
@@ -50,6 +52,7 @@ class ServerOptions(TypedDict, total=False):
     faults: FaultPlan | None
     max_clock_skew_s: float
     realtime_speed: float
+    settle_s: float
     iam: Iam | None
     v2: V2Tenant | None
     count_mode: CountMode
@@ -63,7 +66,10 @@ class SimulatorServer:
     ``security_tokens`` (AK → token) marks temporary AK/SKs. ``max_limit`` caps the records a
     page holds whatever ``limit`` asks (the real API's cap is not documented).
     ``realtime_speed > 0`` advances the tenant by that many simulated seconds per real second
-    while serving.
+    while serving, in ticks on a fixed grid from :meth:`start` (what changes in between lands
+    at once). With ``settle_s > 0`` a tick waits until no API request has come or been answered
+    for that long, so a fast-evolving tenant changes between listings, not while one is read
+    (the demo's); it waits at most :data:`MAX_HELD_TICKS` ticks, for a client that never pauses.
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class SimulatorServer:
         faults: FaultPlan | None = None,
         max_clock_skew_s: float = 900,
         realtime_speed: float = 0.0,
+        settle_s: float = 0.0,
         iam: Iam | None = None,
         v2: V2Tenant | None = None,
         count_mode: CountMode = "matching",
@@ -108,6 +115,7 @@ class SimulatorServer:
         )
         self._address = (host, port)
         self._realtime_speed = realtime_speed
+        self._settle_s = settle_s
         self._httpd: HTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -183,8 +191,18 @@ class SimulatorServer:
         return f"http://{self._address[0]}:{self.port}"
 
     def _run_clock(self) -> None:
-        last = time.monotonic()
-        while not self._context.stopping.wait(_CLOCK_TICK_S):
+        started = last = time.monotonic()
+        ticks = held = 0
+        while True:
+            ticks += 1
+            wait = started + ticks * _CLOCK_TICK_S - time.monotonic()
+            if self._context.stopping.wait(max(0.0, wait)):
+                return
+            busy = self._context.recorder.idle_seconds() < self._settle_s
+            if busy and held < MAX_HELD_TICKS:
+                held += 1
+                continue
+            held = 0
             now = time.monotonic()
             self.tenant.advance(self._realtime_speed * (now - last))
             if self._context.v2 is not None:

@@ -42,7 +42,11 @@ _NEXT: Final = {
 
 
 class V2Tenant:
-    """A project's v2 training jobs in every workspace."""
+    """A project's v2 training jobs in every workspace.
+
+    ``speed``, as for :class:`~.tenant.Tenant`: jobs are created ``speed`` times as often and
+    each phase lasts ``1/speed`` as long, while the clock keeps the pace :meth:`advance` gives it.
+    """
 
     def __init__(
         self,
@@ -54,12 +58,16 @@ class V2Tenant:
         active_fraction: float = 0.1,
         undocumented_fraction: float = 0.02,
         creation_rate_per_s: float = 0.02,
+        speed: float = 1.0,
     ) -> None:
+        if not (speed > 0 and math.isfinite(speed)):
+            raise ValueError(f"speed must be a finite number > 0, got {speed}")
         self._lock = threading.RLock()
         self._rng = random.Random(f"modelarts-sim-v2:{seed}")
         self._now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
         self._workspaces = tuple(workspaces)
-        self._rate = creation_rate_per_s
+        self._rate = creation_rate_per_s * speed
+        self._mean_dwell_s = MEAN_DWELL_S / speed
         self._jobs: dict[str, Job] = {}
         self._events: list[tuple[int, int, str, str]] = []
         self._seq = 0
@@ -112,7 +120,7 @@ class V2Tenant:
         if job.phase not in _NEXT:
             return
         self._seq += 1
-        due = at_ms + max(1, int(self._rng.expovariate(1 / MEAN_DWELL_S) * 1000))
+        due = at_ms + max(1, int(self._rng.expovariate(1 / self._mean_dwell_s) * 1000))
         heapq.heappush(self._events, (due, self._seq, job.id, job.phase))
 
     def advance(self, seconds: float) -> None:
