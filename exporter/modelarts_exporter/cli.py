@@ -15,7 +15,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from prometheus_client import generate_latest
 from pydantic import SecretStr
@@ -176,7 +176,7 @@ def _start_simulator(
     host: str,
     port: int,
     token: str | None,
-    settle_s: float = 0.0,
+    clock: Literal["ticks", "listings"] = "ticks",
 ) -> SimulatorServer:
     # Imported here: the exporter proper never depends on the simulator.
     from modelarts_exporter.simulator import SimulatorServer, Tenant, V2Tenant  # noqa: PLC0415
@@ -198,7 +198,7 @@ def _start_simulator(
         tokens=[token] if token else None,
         realtime_speed=1.0 if options.speed > 0 else 0.0,
         v2=v2,
-        settle_s=settle_s,
+        clock=clock,
     )
     server.start()
     return server
@@ -246,10 +246,9 @@ def _demo(args: list[str]) -> int:
     token = secrets.token_urlsafe(24)
     logs.configure()
     logs.redact(token)
-    # Sped up, a tenant changing all the time would move under nearly every listing: it changes
-    # only once the exporter has stopped reading it (pages of one listing follow each other
-    # within milliseconds).
-    simulator = _start_simulator(options, "127.0.0.1", 0, token, settle_s=0.2)
+    # Sped up, a tenant changing all the time would move under nearly every listing: it catches
+    # up with the clock when a listing starts, and holds still while the exporter reads it.
+    simulator = _start_simulator(options, "127.0.0.1", 0, token, clock="listings")
     try:
         settings = Settings(
             endpoint=simulator.url,

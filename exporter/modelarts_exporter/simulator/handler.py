@@ -17,8 +17,10 @@ import socket
 import socketserver
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from . import control
@@ -33,6 +35,9 @@ from .v2_api import CountMode, answer_search
 from .v2_tenant import V2Tenant
 
 log = logging.getLogger(__name__)
+
+Api = Literal["v1", "v2"]
+Clock = Literal["ticks", "listings"]
 
 _Request = socket.socket | tuple[bytes, socket.socket]
 
@@ -56,6 +61,8 @@ class Context:
     v2: V2Tenant | None = None
     """Serves ``POST /v2/{project_id}/training-job-searches`` when set."""
     count_mode: CountMode = "matching"
+    catch_up: Callable[[Api], None] | None = None
+    """Called before the first page of an unfiltered listing of that API is answered."""
 
 
 class HTTPServer(ThreadingHTTPServer):
@@ -243,6 +250,9 @@ class Handler(BaseHTTPRequestHandler):
         rule = context.faults.pick(request)
         if rule is not None and self._fault(rule, request):
             return
+        first_page = not record.offset and record.status is None and "pool_id" not in query
+        if context.catch_up is not None and first_page:
+            context.catch_up("v2" if v2_route is not None else "v1")
         if v2_route is not None and context.v2 is not None:
             answer = answer_search(
                 context.v2,

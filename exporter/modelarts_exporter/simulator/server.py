@@ -19,12 +19,13 @@ import signal
 import threading
 import time
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from types import FrameType, TracebackType
 from typing import Final, Self, TypedDict, Unpack
 
 from .faults import FaultPlan
 from .gateway import Gateway
-from .handler import Context, HTTPServer
+from .handler import Api, Clock, Context, HTTPServer
 from .iam import Iam
 from .stats import Recorder, Stats
 from .tenant import OffsetMode, Tenant
@@ -34,8 +35,6 @@ from .v2_tenant import V2Tenant
 log = logging.getLogger(__name__)
 
 _CLOCK_TICK_S: Final = 0.5
-MAX_HELD_TICKS: Final = 20
-"""How many ticks in a row the clock holds back for a client that is still reading (10 s)."""
 
 
 class ServerOptions(TypedDict, total=False):
@@ -52,7 +51,7 @@ class ServerOptions(TypedDict, total=False):
     faults: FaultPlan | None
     max_clock_skew_s: float
     realtime_speed: float
-    settle_s: float
+    clock: Clock
     iam: Iam | None
     v2: V2Tenant | None
     count_mode: CountMode
@@ -66,10 +65,10 @@ class SimulatorServer:
     ``security_tokens`` (AK → token) marks temporary AK/SKs. ``max_limit`` caps the records a
     page holds whatever ``limit`` asks (the real API's cap is not documented).
     ``realtime_speed > 0`` advances the tenant by that many simulated seconds per real second
-    while serving, in ticks on a fixed grid from :meth:`start` (what changes in between lands
-    at once). With ``settle_s > 0`` a tick waits until no API request has come or been answered
-    for that long, so a fast-evolving tenant changes between listings, not while one is read
-    (the demo's); it waits at most :data:`MAX_HELD_TICKS` ticks, for a client that never pauses.
+    while serving: with ``clock="ticks"`` every 0.5 s, with ``clock="listings"`` only when the
+    first page of an unfiltered listing is asked for (each API generation's tenant by its own
+    listing), so that a fast-evolving tenant never changes while a listing is read (the demo's:
+    sped up, it would move under nearly every listing).
     """
 
     def __init__(
@@ -87,7 +86,7 @@ class SimulatorServer:
         faults: FaultPlan | None = None,
         max_clock_skew_s: float = 900,
         realtime_speed: float = 0.0,
-        settle_s: float = 0.0,
+        clock: Clock = "ticks",
         iam: Iam | None = None,
         v2: V2Tenant | None = None,
         count_mode: CountMode = "matching",
@@ -115,7 +114,11 @@ class SimulatorServer:
         )
         self._address = (host, port)
         self._realtime_speed = realtime_speed
-        self._settle_s = settle_s
+        self._clock = clock
+        self._caught_up = {"v1": time.monotonic(), "v2": time.monotonic()}
+        self._catch_up_lock = threading.Lock()
+        if clock == "listings" and realtime_speed > 0:
+            self._context = replace(self._context, catch_up=self._catch_up)
         self._httpd: HTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -150,7 +153,7 @@ class SimulatorServer:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="sim-http"
         )
         self._threads = [serving]
-        if self._realtime_speed > 0:
+        if self._realtime_speed > 0 and self._clock == "ticks":
             self._threads.append(threading.Thread(target=self._run_clock, name="sim-clock"))
         for thread in self._threads:
             thread.start()
@@ -190,19 +193,19 @@ class SimulatorServer:
     def url(self) -> str:
         return f"http://{self._address[0]}:{self.port}"
 
+    def _catch_up(self, api: Api) -> None:
+        with self._catch_up_lock:
+            now = time.monotonic()
+            seconds = self._realtime_speed * (now - self._caught_up[api])
+            self._caught_up[api] = now
+        if api == "v1":
+            self.tenant.advance(seconds)
+        elif self._context.v2 is not None:
+            self._context.v2.advance(seconds)
+
     def _run_clock(self) -> None:
-        started = last = time.monotonic()
-        ticks = held = 0
-        while True:
-            ticks += 1
-            wait = started + ticks * _CLOCK_TICK_S - time.monotonic()
-            if self._context.stopping.wait(max(0.0, wait)):
-                return
-            busy = self._context.recorder.idle_seconds() < self._settle_s
-            if busy and held < MAX_HELD_TICKS:
-                held += 1
-                continue
-            held = 0
+        last = time.monotonic()
+        while not self._context.stopping.wait(_CLOCK_TICK_S):
             now = time.monotonic()
             self.tenant.advance(self._realtime_speed * (now - last))
             if self._context.v2 is not None:

@@ -7,7 +7,6 @@ paged, what it asked for, and how many answers were faults.
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Final, NamedTuple
@@ -41,25 +40,17 @@ class Recorder:
         self._requests = 0
         self._by_status: Counter[int] = Counter()
         self._queries: deque[QueryRecord] = deque(maxlen=MAX_QUERIES)
-        self._last_activity = time.monotonic()
 
     def request(self, record: QueryRecord) -> int:
         """Count a request; its 1-based sequence number."""
         with self._lock:
-            self._last_activity = time.monotonic()
             self._requests += 1
             self._queries.append(record)
             return self._requests
 
     def answer(self, status: int) -> None:
         with self._lock:
-            self._last_activity = time.monotonic()
             self._by_status[status] += 1
-
-    def idle_seconds(self) -> float:
-        """How long ago the last API request came or was answered."""
-        with self._lock:
-            return time.monotonic() - self._last_activity
 
     def snapshot(self) -> Stats:
         with self._lock:
