@@ -170,20 +170,23 @@ def _last_success(exposition: str) -> float:
     return select(parse_samples(exposition), "modelarts_exporter_last_success_timestamp_seconds")
 
 
+def _fast_demo(port: int, *more: str) -> list[str]:
+    """The demo polling every second a tenant 600 times busier than a real one."""
+    return [
+        "demo",
+        "--listen-address",
+        f"127.0.0.1:{port}",
+        "--poll-interval-seconds",
+        "1",
+        "--speed",
+        "600",
+        *more,
+    ]
+
+
 def test_demo_shows_changing_metrics_within_one_poll_interval() -> None:
     port = free_port()
-    with background(
-        [
-            "demo",
-            "--listen-address",
-            f"127.0.0.1:{port}",
-            "--poll-interval-seconds",
-            "1",
-            "--speed",
-            "600",
-        ],
-        {},
-    ) as process:
+    with background(_fast_demo(port), {}) as process:
         assert wait_for(f"http://127.0.0.1:{port}/readyz", 200), process
         first = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         second = first
@@ -204,6 +207,36 @@ def test_demo_shows_changing_metrics_within_one_poll_interval() -> None:
         assert changed, "the demo tenant should evolve between polls"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
+
+
+def test_demo_ages_are_real_and_listings_are_read_between_changes() -> None:
+    """The demo tenant evolves 600 times faster than a real project, yet keeps the wall clock's
+    time (the exporter's ages are not 0) and changes between polls, not under every listing."""
+    port = free_port()
+    polls = 6
+    with background(_fast_demo(port, "--api-version", "v1"), {}) as process:
+        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200), process
+        exposition = ""
+
+        def polled() -> bool:
+            nonlocal exposition
+            exposition = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            count = "modelarts_exporter_poll_duration_seconds_count"
+            return select(parse_samples(exposition), count) >= polls
+
+        assert eventually(polled, timeout=60), "the demo did not poll often enough"
+        samples = parse_samples(exposition)
+        oldest = {
+            phase: select(samples, "modelarts_training_job_oldest_seconds", phase=phase)
+            for phase in ("pending", "running")
+        }
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        assert process.stderr is not None
+        log = process.stderr.read()
+    assert min(oldest.values()) > 0, oldest
+    moved = log.count("listing moved while it was read")
+    assert moved <= polls // 3, log
 
 
 def test_a_mistyped_command_is_named_with_the_closest_one() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from modelarts_exporter.simulator import V2Tenant
-from modelarts_exporter.simulator.v2_tenant import WORKSPACE_2, JobTruth
+from modelarts_exporter.simulator.v2_jobs import WORKSPACE_2, JobTruth
 from support.simulation import InProcessExporter, SimFactory, select
 from support.truth import assert_matches_truth, truth
 

@@ -10,9 +10,9 @@ authentication.
 
 from .columns import ABSENT
 from .faults import FaultKind, FaultPlan, FaultRule, RequestInfo
-from .handler import QueryRecord, Stats
 from .iam import Iam, IamUser
 from .server import ServerOptions, SimulatorServer, serve
+from .stats import QueryRecord, Stats
 from .tenant import Tenant
 from .v2_tenant import V2Tenant
 

@@ -4,6 +4,7 @@ the faults to inject) and starting a simulator from them."""
 from __future__ import annotations
 
 import argparse
+from typing import Literal
 
 from modelarts_exporter.simulator.faults import FAULT_HELP, FaultKind, FaultRule
 from modelarts_exporter.simulator.server import SimulatorServer
@@ -19,7 +20,9 @@ def simulator_parser(prog: str, default_api: str = "v1") -> argparse.ArgumentPar
         "--speed",
         type=float,
         default=60.0,
-        help="simulated seconds per real second (0: the tenant stands still)",
+        help="how many times busier than a real project the tenant is: jobs are created that "
+        "much more often and change status that much sooner; its clock keeps the wall clock's "
+        "time, so ages are real (0: the tenant stands still)",
     )
     parser.add_argument("--offset-mode", choices=("record", "page"), default="record")
     parser.add_argument(
@@ -66,12 +69,19 @@ def add_fault_options(parser: argparse.ArgumentParser) -> None:
 
 
 def start_simulator(
-    options: argparse.Namespace, host: str, port: int, token: str | None
+    options: argparse.Namespace,
+    host: str,
+    port: int,
+    token: str | None,
+    clock: Literal["ticks", "listings"] = "ticks",
 ) -> SimulatorServer:
-    tenant = Tenant(size=options.size, seed=options.seed)
+    # Sped up, not fast-forwarded: a clock running ahead of the wall clock would make every job
+    # younger than the exporter's clock says, so ages (oldest_seconds) would read 0.
+    speed = options.speed if options.speed > 0 else 1.0
+    tenant = Tenant(size=options.size, seed=options.seed, speed=speed)
     v2 = None
     if options.api_version != "v1":
-        v2 = V2Tenant(size=options.size, seed=options.seed, workspaces=("0",))
+        v2 = V2Tenant(size=options.size, seed=options.seed, workspaces=("0",), speed=speed)
     server = SimulatorServer(
         tenant,
         project_id=options.project_id,
@@ -80,8 +90,9 @@ def start_simulator(
         offset_mode=options.offset_mode,
         max_limit=options.max_limit,
         tokens=[token] if token else None,
-        realtime_speed=options.speed,
+        realtime_speed=1.0 if options.speed > 0 else 0.0,
         v2=v2,
+        clock=clock,
     )
     for kind in getattr(options, "fault", []):
         server.faults.add(FaultRule(FaultKind(kind), probability=options.fault_probability))

@@ -2,8 +2,9 @@
 
 An API request goes: count it → latency → gateway (401s) → fault plan → service answer
 (:mod:`.api`), possibly truncated or dripped. Connection-level faults happen here because only
-the handler holds the socket. Clients that give up mid-answer are expected, so socket errors are
-logged at debug level, never printed.
+the handler holds the socket (what it counts is in :mod:`.stats`, ``/_sim/*`` in :mod:`.control`).
+Clients that give up mid-answer are expected, so socket errors are logged at debug level,
+never printed.
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ import socket
 import socketserver
 import struct
 import threading
-from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Final, NamedTuple
+from typing import Literal
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
+from . import control
 from .api import answer_versions, lenient_uint
 from .faults import TRANSPORT_KINDS, FaultKind, FaultPlan, FaultRule, RequestInfo, canned_response
 from .gateway import Gateway
 from .iam import Iam
+from .stats import QueryRecord, Recorder
 from .tenant import OffsetMode, Tenant
 from .v2_api import ROUTE as V2_ROUTE
 from .v2_api import CountMode, answer_search
@@ -33,57 +36,10 @@ from .v2_tenant import V2Tenant
 
 log = logging.getLogger(__name__)
 
-MAX_QUERIES: Final = 100_000
-"""How many per-request query records the stats keep (the newest)."""
+Api = Literal["v1", "v2"]
+Clock = Literal["ticks", "listings"]
+
 _Request = socket.socket | tuple[bytes, socket.socket]
-
-
-class QueryRecord(NamedTuple):
-    """The paging and filter parameters of one API request (``None``: absent or malformed)."""
-
-    offset: int | None
-    limit: int | None
-    status: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Stats:
-    requests: int
-    """API requests received (everything but ``/_sim/*``)."""
-    by_status: Counter[int]
-    """Answers by HTTP status; 0 counts requests ended without an answer (reset, hang)."""
-    queries: tuple[QueryRecord, ...]
-
-
-class Recorder:
-    """Thread-safe request statistics."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests = 0
-        self._by_status: Counter[int] = Counter()
-        self._queries: deque[QueryRecord] = deque(maxlen=MAX_QUERIES)
-
-    def request(self, record: QueryRecord) -> int:
-        """Count a request; its 1-based sequence number."""
-        with self._lock:
-            self._requests += 1
-            self._queries.append(record)
-            return self._requests
-
-    def answer(self, status: int) -> None:
-        with self._lock:
-            self._by_status[status] += 1
-
-    def snapshot(self) -> Stats:
-        with self._lock:
-            return Stats(self._requests, Counter(self._by_status), tuple(self._queries))
-
-    def reset(self) -> None:
-        with self._lock:
-            self._requests = 0
-            self._by_status.clear()
-            self._queries.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +61,8 @@ class Context:
     v2: V2Tenant | None = None
     """Serves ``POST /v2/{project_id}/training-job-searches`` when set."""
     count_mode: CountMode = "matching"
+    catch_up: Callable[[Api], None] | None = None
+    """Called before the first page of an unfiltered listing of that API is answered."""
 
 
 class HTTPServer(ThreadingHTTPServer):
@@ -292,6 +250,9 @@ class Handler(BaseHTTPRequestHandler):
         rule = context.faults.pick(request)
         if rule is not None and self._fault(rule, request):
             return
+        first_page = not record.offset and record.status is None and "pool_id" not in query
+        if context.catch_up is not None and first_page:
+            context.catch_up("v2" if v2_route is not None else "v1")
         if v2_route is not None and context.v2 is not None:
             answer = answer_search(
                 context.v2,
@@ -369,26 +330,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _control(self, url: SplitResult) -> None:
         context = self.context
-        tenant = context.tenant
-        if url.path == "/_sim/health" and self.command == "GET":
-            self._send(200, b"ok", "text/plain; charset=utf-8")
-        elif url.path == "/_sim/stats" and self.command == "GET":
-            stats = context.recorder.snapshot()
-            document = {
-                "requests": stats.requests,
-                "by_status": {str(code): n for code, n in sorted(stats.by_status.items())},
-                "faults": {str(kind): n for kind, n in context.faults.fired.items()},
-                "versions": len(tenant),
-                "now_ms": tenant.now_ms,
-            }
-            self._send(200, _encode(document))
-        elif url.path == "/_sim/advance" and self.command == "POST":
-            raw = dict(parse_qsl(url.query)).get("seconds", "")
-            try:
-                tenant.advance(float(raw))
-            except ValueError:
-                self._send(400, _encode({"error": f"seconds must be a number >= 0: {raw!r}"}))
-                return
-            self._send(200, _encode({"now_ms": tenant.now_ms, "versions": len(tenant)}))
-        else:
-            self._send(404, _encode({"error": f"no control endpoint {self.command} {url.path}"}))
+        answer = control.answer(
+            self.command,
+            url,
+            tenant=context.tenant,
+            recorder=context.recorder,
+            faults=context.faults,
+        )
+        self._send(answer.status, answer.body, answer.content_type)

@@ -20,13 +20,15 @@ import signal
 import threading
 import time
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from types import FrameType, TracebackType
 from typing import Final, Self, TypedDict, Unpack
 
 from .faults import FaultPlan
 from .gateway import Gateway
-from .handler import Context, HTTPServer, Recorder, Stats
+from .handler import Api, Clock, Context, HTTPServer
 from .iam import Iam
+from .stats import Recorder, Stats
 from .tenant import OffsetMode, Tenant
 from .v2_api import CountMode
 from .v2_tenant import V2Tenant
@@ -50,6 +52,7 @@ class ServerOptions(TypedDict, total=False):
     faults: FaultPlan | None
     max_clock_skew_s: float
     realtime_speed: float
+    clock: Clock
     iam: Iam | None
     v2: V2Tenant | None
     count_mode: CountMode
@@ -63,7 +66,10 @@ class SimulatorServer:
     ``security_tokens`` (AK → token) marks temporary AK/SKs. ``max_limit`` caps the records a
     page holds whatever ``limit`` asks (the real API's cap is not documented).
     ``realtime_speed > 0`` advances the tenant by that many simulated seconds per real second
-    while serving.
+    while serving: with ``clock="ticks"`` every 0.5 s, with ``clock="listings"`` only when the
+    first page of an unfiltered listing is asked for (each API generation's tenant by its own
+    listing), so that a fast-evolving tenant never changes while a listing is read (the demo's:
+    sped up, it would move under nearly every listing).
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class SimulatorServer:
         faults: FaultPlan | None = None,
         max_clock_skew_s: float = 900,
         realtime_speed: float = 0.0,
+        clock: Clock = "ticks",
         iam: Iam | None = None,
         v2: V2Tenant | None = None,
         count_mode: CountMode = "matching",
@@ -108,6 +115,11 @@ class SimulatorServer:
         )
         self._address = (host, port)
         self._realtime_speed = realtime_speed
+        self._clock = clock
+        self._caught_up = {"v1": time.monotonic(), "v2": time.monotonic()}
+        self._catch_up_lock = threading.Lock()
+        if clock == "listings" and realtime_speed > 0:
+            self._context = replace(self._context, catch_up=self._catch_up)
         self._httpd: HTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -155,7 +167,7 @@ class SimulatorServer:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="sim-http"
         )
         self._threads = [serving]
-        if self._realtime_speed > 0:
+        if self._realtime_speed > 0 and self._clock == "ticks":
             self._threads.append(threading.Thread(target=self._run_clock, name="sim-clock"))
         for thread in self._threads:
             thread.start()
@@ -194,6 +206,16 @@ class SimulatorServer:
     @property
     def url(self) -> str:
         return f"http://{self._address[0]}:{self.port}"
+
+    def _catch_up(self, api: Api) -> None:
+        with self._catch_up_lock:
+            now = time.monotonic()
+            seconds = self._realtime_speed * (now - self._caught_up[api])
+            self._caught_up[api] = now
+        if api == "v1":
+            self.tenant.advance(seconds)
+        elif self._context.v2 is not None:
+            self._context.v2.advance(seconds)
 
     def _run_clock(self) -> None:
         last = time.monotonic()

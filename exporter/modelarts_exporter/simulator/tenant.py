@@ -1,9 +1,10 @@
-"""The synthetic tenant behind the simulator: the versions it holds and how they evolve.
+"""The synthetic tenant behind the simulator: the versions it holds, as the v1 API lists them.
 
 Deterministic: the same arguments and the same sequence of calls give the same versions, byte
 for byte, so a test can replay a scenario. The tenant's clock (``now_ms``) starts at construction
 and moves only through :meth:`Tenant.advance`; evolution is event-driven (each active version has
-its next transition scheduled), so ``advance(10); advance(10)`` ends where ``advance(20)`` does.
+its next transition scheduled, see :mod:`.evolution`), so ``advance(10); advance(10)`` ends where
+``advance(20)`` does.
 
 Sorted listings are cached per (filters, sort) until the next change, so paging through a big
 tenant costs a slice per request, not a sort. Every public method holds the tenant's lock:
@@ -12,7 +13,6 @@ request threads, the real-time clock thread and a test may share one tenant. No 
 
 from __future__ import annotations
 
-import heapq
 import math
 import random
 import threading
@@ -21,14 +21,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Final, Literal
 
-from modelarts_exporter.cloud.statuses import Phase, status_of
-
 from . import catalog, generation
 from .columns import (
     DELETED,
     ENDED,
     ENDED_UNSTARTED,
-    EVOLVING,
     START_NULL,
     STARTED,
     Columns,
@@ -36,6 +33,7 @@ from .columns import (
     intern,
     timeline_kind,
 )
+from .evolution import Evolution
 
 OffsetMode = Literal["record", "page"]
 SORT_FIELDS: Final = frozenset({"create_time", "job_desc", "status", "duration", "job_name"})
@@ -66,6 +64,10 @@ class Tenant:
 
     ``creation_rate_per_s`` defaults to ``size / 100,000`` per second with a floor of 0.05, and
     dwell times are set so that about ``active_fraction * size`` versions stay active.
+    ``speed`` makes it a project that many times busier: versions are created ``speed`` times as
+    often and each phase lasts ``1/speed`` as long, the same number stay active, and the clock
+    still runs at the pace :meth:`advance` gives it (the demo's tenant keeps the wall clock's
+    time, so the exporter's ages are real, and evolves fast enough to watch).
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Tenant:
         unknown_status_fraction: float = 0.0,
         sparse_fraction: float = 0.05,
         creation_rate_per_s: float | None = None,
+        speed: float = 1.0,
     ) -> None:
         if size < 0:
             raise ValueError(f"size must be >= 0, got {size}")
@@ -100,47 +103,36 @@ class Tenant:
         )
         if not rate > 0:
             raise ValueError(f"creation_rate_per_s must be > 0, got {creation_rate_per_s}")
+        if not (speed > 0 and math.isfinite(speed)):
+            raise ValueError(f"speed must be a finite number > 0, got {speed}")
+        rate *= speed
 
         self._lock = threading.RLock()
         self._now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-        self._rng = random.Random(f"modelarts-sim:{seed}:evolve")
-        self._rate = rate
-        self._sparse_fraction = sparse_fraction
         target_active = round(active_fraction * size)
-        self._dwell_ms = generation.dwell_times_ms(target_active, rate)
+        dwell_ms = generation.dwell_times_ms(target_active, rate)
         self._columns = Columns(list(workspaces))
-        # (due ms, sequence, row, status when scheduled): a stale entry is skipped when popped.
-        self._events: list[tuple[int, int, int, int]] = []
-        self._event_seq = 0
         self._cache: OrderedDict[_CacheKey, list[int]] = OrderedDict()
-
         active = generation.generate(
             self._columns,
             random.Random(f"modelarts-sim:{seed}:generate"),
             size=size,
             now_ms=self._now,
             creation_rate_per_s=rate,
-            dwell_ms=self._dwell_ms,
+            dwell_ms=dwell_ms,
             n_active=target_active,
             n_unknown=round(unknown_status_fraction * size),
             sparse_fraction=sparse_fraction,
         )
-        for row in active:
-            self._schedule(row, self._columns.status[row], self._now)
-        self._next_create = self._now + self._creation_gap_ms()
-
-    # ------------------------------------------------------------------------------ evolution
-
-    def _creation_gap_ms(self) -> int:
-        return max(1, int(generation.expo(self._rng, 1000.0 / self._rate)))
-
-    def _schedule(self, row: int, code: int, at_ms: int) -> None:
-        phase = status_of(code).phase
-        if phase not in EVOLVING:
-            return
-        due = at_ms + max(1, int(generation.expo(self._rng, self._dwell_ms[phase])))
-        self._event_seq += 1
-        heapq.heappush(self._events, (due, self._event_seq, row, code))
+        self._evolution = Evolution(
+            self._columns,
+            random.Random(f"modelarts-sim:{seed}:evolve"),
+            creation_rate_per_s=rate,
+            dwell_ms=dwell_ms,
+            sparse_fraction=sparse_fraction,
+            now_ms=self._now,
+            active_rows=active,
+        )
 
     def advance(self, seconds: float) -> None:
         """Move the clock; versions are created and change status on the way, in time order."""
@@ -148,54 +140,9 @@ class Tenant:
             raise ValueError(f"seconds must be a finite number >= 0, got {seconds}")
         with self._lock:
             target = self._now + int(seconds * 1000)
-            events, columns = self._events, self._columns
-            while True:
-                due_event = events[0][0] if events else math.inf
-                if min(due_event, self._next_create) > target:
-                    break
-                if due_event <= self._next_create:
-                    due, _, row, code = heapq.heappop(events)
-                    if columns.status[row] == code and not columns.flags[row] & DELETED:
-                        self._evolve(row, code, due)
-                else:
-                    due = self._next_create
-                    self._create_version(due)
-                    self._next_create = due + self._creation_gap_ms()
+            if self._evolution.run_until(target):
                 self._cache.clear()
             self._now = target
-
-    def _evolve(self, row: int, code: int, at_ms: int) -> None:
-        phase = status_of(code).phase
-        if phase is Phase.STOPPING:
-            new = catalog.KILLING_NEXT
-        else:
-            draw = generation.AFTER_PENDING if phase is Phase.PENDING else generation.AFTER_RUNNING
-            new = draw.one(self._rng)
-            if new == catalog.SCALE:
-                new = 15 if code == 8 else 8
-        self._columns.set_status(row, new, at_ms)
-        self._schedule(row, new, at_ms)
-
-    def _create_version(self, at_ms: int, workspace: int | None = None) -> int:
-        rng, columns = self._rng, self._columns
-        last_id = columns.ids[-1] if columns.ids else generation.FIRST_ID
-        version_id = last_id + generation.ID_GAP.one(rng)
-        code = generation.NEW.one(rng)
-        if workspace is None:
-            workspace = rng.randrange(len(columns.workspaces))
-        row = columns.append(
-            version_id,
-            code,
-            (at_ms, 0, 0, 0),
-            workspace,
-            generation.POOL.one(rng),
-            generation.FLAVOR.one(rng),
-            generation.DESC.one(rng),
-        )
-        if rng.random() < self._sparse_fraction:
-            columns.flags[row] = generation.sparse_bits(columns, rng, row)
-        self._schedule(row, code, at_ms)
-        return version_id
 
     # -------------------------------------------------------------------- test and demo hooks
 
@@ -220,7 +167,7 @@ class Tenant:
         with self._lock:
             workspaces = self._columns.workspaces
             ws = None if workspace_id is None else intern(workspaces, workspace_id)
-            ids = [self._create_version(self._now, ws) for _ in range(count)]
+            ids = [self._evolution.create_version(self._now, ws) for _ in range(count)]
             self._cache.clear()
             return ids
 
@@ -231,7 +178,7 @@ class Tenant:
         with self._lock:
             row = self._columns.row_of(version_id)
             self._columns.set_status(row, code, self._now)
-            self._schedule(row, code, self._now)
+            self._evolution.schedule(row, code, self._now)
             self._cache.clear()
 
     def delete_version(self, version_id: int) -> None:
@@ -295,7 +242,7 @@ class Tenant:
         )
         if name is not None:
             columns.names[row] = name
-        self._schedule(row, code, self._now)
+        self._evolution.schedule(row, code, self._now)
         self._cache.clear()
         return version_id
 

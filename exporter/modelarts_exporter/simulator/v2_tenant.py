@@ -1,11 +1,8 @@
-"""The v2 jobs behind the simulator: what ``training-job-searches`` lists, and how it evolves.
+"""The v2 tenant: the jobs ``training-job-searches`` lists, and how they evolve.
 
-Deterministic for a seed, like :class:`~.tenant.Tenant`. Every job comes from a *profile* that
-fixes where its accelerators show in the item (notes §3): public flavors with ``gpu.unit_num``
-(an int) or ``npu.unit_num`` (a string), CPU flavors, dedicated pools whose allocated resources
-appear only once the job has started, customised flavors, the undocumented ``pool_info``, and
-dedicated CPU pools with no accelerator information at all. Kinds, users, two workspaces and now
-and then a phase the documentation does not list are mixed in.
+Deterministic for a seed, like :class:`~.tenant.Tenant`. Every job comes from a profile
+(:mod:`.v2_jobs`) and is shown as an item (:mod:`.v2_items`). Kinds, users, two workspaces and
+now and then a phase the documentation does not list are mixed in.
 
 Ground truth (:meth:`V2Tenant.truth`) is kept beside each job from how it was generated, not
 read back from the items: the cards it really has, and whether its item says so.
@@ -13,7 +10,6 @@ read back from the items: the cards it really has, and whether its item says so.
 
 from __future__ import annotations
 
-import copy
 import heapq
 import math
 import random
@@ -21,114 +17,36 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
-WORKSPACE_2: Final = "2f6e8a0c4b1d4e9fa3c75d2e8b6a1f04"
-ACTIVE: Final = ("Creating", "Pending", "Running", "Terminating")
-UNDOCUMENTED_PHASES: Final = ("Waiting", "Suspended")
-KINDS: Final = (
-    ("job", 0.8),
-    ("visualization_job", 0.08),
-    ("diag_job", 0.06),
-    ("autosearch_job", 0.06),
+from .v2_items import item
+from .v2_jobs import (
+    ACTIVE,
+    KINDS,
+    MEAN_DWELL_S,
+    PROFILES,
+    UNDOCUMENTED_PHASES,
+    USERS,
+    WORKSPACE_2,
+    Job,
+    JobTruth,
+    pick,
 )
-USERS: Final = ("alice", "bob", "carol", "dave", "")
+
 _NEXT: Final = {
     "Creating": (("Pending", 0.9), ("Abnormal", 0.1)),
     "Pending": (("Running", 1.0),),
     "Running": (("Completed", 0.6), ("Failed", 0.2), ("Terminating", 0.2)),
     "Terminating": (("Terminated", 1.0),),
 }
-MEAN_DWELL_S: Final = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    name: str
-    pool_id: str | None
-    flavor_id: str | None
-    card: str | None
-    """``gpu``, ``npu`` or ``None`` (no cards)."""
-    per_node: int
-    shows: str
-    """Where the item says how many cards: ``flavor`` (always), ``allocated`` (once started),
-    ``customized``, ``pool_info``, ``cpu`` (a CPU flavor: 0, known), ``nothing``."""
-    flavor_name: str | None = None
-
-
-PROFILES: Final = (
-    (Profile("public-gpu", None, "modelarts.vm.gpu.2v100", "gpu", 2, "flavor"), 0.2),
-    (Profile("public-npu", None, "modelarts.vm.npu.1snt9b", "npu", 1, "flavor"), 0.1),
-    (Profile("public-npu8", None, "modelarts.vm.npu.8snt9b", "npu", 8, "flavor"), 0.1),
-    (Profile("public-cpu", None, "modelarts.vm.cpu.8u", None, 0, "cpu"), 0.15),
-    (
-        Profile(
-            "pool-ascend",
-            "pool-ascend",
-            "modelarts.pool.visual.8xlarge",
-            "npu",
-            8,
-            "allocated",
-            "Ascend: 8 cards",
-        ),
-        0.15,
-    ),
-    (
-        Profile("pool-gpu", "pool-gpu", "modelarts.pool.visual.4xlarge", "gpu", 4, "allocated"),
-        0.1,
-    ),
-    (
-        Profile("pool-custom", "pool-gpu", None, "gpu", 2, "customized", "GPU: 2 cards"),
-        0.08,
-    ),
-    (Profile("pool-info", "pool-npu", "modelarts.pool.custom.npu", "npu", 4, "pool_info"), 0.05),
-    (Profile("pool-cpu", "pool-cpu", None, None, 0, "nothing"), 0.07),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class JobTruth:
-    """What the exporter must make of one job."""
-
-    id: str
-    kind: str
-    phase: str
-    workspace_id: str
-    pool_id: str
-    """``public`` on the shared pool."""
-    flavor: str
-    """``unknown`` without a flavor id."""
-    gpus: int | None
-    """``None`` (and ``npus`` too) when the item does not tell."""
-    npus: int | None
-    create_ms: int
-    start_ms: int
-    duration_ms: int
-
-
-def _pick(rng: random.Random, table: Sequence[tuple[Any, float]]) -> Any:
-    return rng.choices([value for value, _ in table], [weight for _, weight in table])[0]
-
-
-@dataclass(slots=True)
-class _Job:
-    id: str
-    name: str
-    kind: str
-    profile: Profile
-    nodes: int
-    user: str
-    workspace: str
-    create_ms: int
-    phase: str
-    start_ms: int = 0
-    duration_ms: int = 0
-    end_ms: int = 0
 
 
 class V2Tenant:
-    """A project's v2 training jobs in every workspace."""
+    """A project's v2 training jobs in every workspace.
+
+    ``speed``, as for :class:`~.tenant.Tenant`: jobs are created ``speed`` times as often and
+    each phase lasts ``1/speed`` as long, while the clock keeps the pace :meth:`advance` gives it.
+    """
 
     def __init__(
         self,
@@ -140,13 +58,17 @@ class V2Tenant:
         active_fraction: float = 0.1,
         undocumented_fraction: float = 0.02,
         creation_rate_per_s: float = 0.02,
+        speed: float = 1.0,
     ) -> None:
+        if not (speed > 0 and math.isfinite(speed)):
+            raise ValueError(f"speed must be a finite number > 0, got {speed}")
         self._lock = threading.RLock()
         self._rng = random.Random(f"modelarts-sim-v2:{seed}")
         self._now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
         self._workspaces = tuple(workspaces)
-        self._rate = creation_rate_per_s
-        self._jobs: dict[str, _Job] = {}
+        self._rate = creation_rate_per_s * speed
+        self._mean_dwell_s = MEAN_DWELL_S / speed
+        self._jobs: dict[str, Job] = {}
         self._events: list[tuple[int, int, str, str]] = []
         self._seq = 0
         for index in range(size):
@@ -157,7 +79,7 @@ class V2Tenant:
             elif draw < undocumented_fraction + active_fraction:
                 phase = self._rng.choice(ACTIVE)
             else:
-                phase = _pick(
+                phase = pick(
                     self._rng,
                     (("Completed", 0.6), ("Failed", 0.2), ("Terminated", 0.15), ("Abnormal", 0.05)),
                 )
@@ -169,11 +91,11 @@ class V2Tenant:
 
     def _new(self, created: int, phase: str, **overrides: Any) -> str:
         rng = self._rng
-        job = _Job(
+        job = Job(
             id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             name=f"job-{len(self._jobs):06d}",
-            kind=_pick(rng, KINDS),
-            profile=_pick(rng, PROFILES),
+            kind=pick(rng, KINDS),
+            profile=pick(rng, PROFILES),
             nodes=rng.choice((1, 1, 2, 4)),
             user=rng.choice(USERS),
             workspace=rng.choice(self._workspaces),
@@ -194,11 +116,11 @@ class V2Tenant:
         self._schedule(job, created if created > self._now else self._now)
         return str(job.id)
 
-    def _schedule(self, job: _Job, at_ms: int) -> None:
+    def _schedule(self, job: Job, at_ms: int) -> None:
         if job.phase not in _NEXT:
             return
         self._seq += 1
-        due = at_ms + max(1, int(self._rng.expovariate(1 / MEAN_DWELL_S) * 1000))
+        due = at_ms + max(1, int(self._rng.expovariate(1 / self._mean_dwell_s) * 1000))
         heapq.heappush(self._events, (due, self._seq, job.id, job.phase))
 
     def advance(self, seconds: float) -> None:
@@ -216,7 +138,7 @@ class V2Tenant:
                     job = self._jobs.get(job_id)
                     if job is not None and job.phase == phase:
                         self._now = max(self._now, at)
-                        self._move(job, _pick(self._rng, _NEXT[phase]), at)
+                        self._move(job, pick(self._rng, _NEXT[phase]), at)
                 else:
                     at = self._next_create
                     self._now = max(self._now, at)
@@ -224,7 +146,7 @@ class V2Tenant:
                     self._next_create = at + self._gap()
             self._now = target
 
-    def _move(self, job: _Job, phase: str, at_ms: int) -> None:
+    def _move(self, job: Job, phase: str, at_ms: int) -> None:
         if phase == "Running":
             job.start_ms = at_ms
         elif phase in ("Completed", "Failed", "Terminated") and job.start_ms:
@@ -265,7 +187,7 @@ class V2Tenant:
                 if workspace_id is None or job.workspace == workspace_id
             ]
 
-    def _truth(self, job: _Job) -> JobTruth:
+    def _truth(self, job: Job) -> JobTruth:
         profile = job.profile
         known = profile.shows not in ("nothing",) and not (
             profile.shows == "allocated" and not job.start_ms and profile.flavor_name is None
@@ -287,7 +209,7 @@ class V2Tenant:
             duration_ms=self._duration(job),
         )
 
-    def _duration(self, job: _Job) -> int:
+    def _duration(self, job: Job) -> int:
         if job.phase in ("Running", "Terminating") and job.start_ms:
             return max(0, self._now - job.start_ms)
         return int(job.duration_ms)
@@ -315,109 +237,5 @@ class V2Tenant:
                 and (phases is None or job.phase in phases)
             ]
             jobs.sort(key=lambda job: (job.create_ms, job.id), reverse=order == "desc")
-            return len(self._jobs), len(jobs), [self._item(job) for job in jobs[start:stop]]
-
-    def _item(self, job: _Job) -> dict[str, Any]:
-        profile = job.profile
-        started = bool(job.start_ms)
-        resource: dict[str, Any] = {"policy": "regular"}
-        if profile.flavor_id is not None:
-            resource["flavor_id"] = profile.flavor_id
-        if profile.flavor_name is not None:
-            resource["flavor_name"] = profile.flavor_name
-        if job.nodes != 1 or int(job.id[0], 16) % 2:  # a single node's count is often left out
-            resource["node_count"] = job.nodes
-        if profile.pool_id is not None:
-            resource["pool_id"] = profile.pool_id
-            resource["pool_name"] = f"{profile.pool_id}-name"
-        if profile.shows == "flavor":
-            info: dict[str, Any] = {"max_num": 8, "cpu": {"arch": "x86", "core_num": 16}}
-            if profile.card == "gpu":
-                info["gpu"] = {
-                    "unit_num": profile.per_node,
-                    "product_name": "NVIDIA-V100",
-                    "memory": "32GB",
-                }
-                flavor_type = "GPU"
-            else:
-                info["npu"] = {
-                    "unit_num": str(profile.per_node),
-                    "product_name": "Ascend-snt9b",
-                    "memory": "64GB",
-                }
-                flavor_type = "Ascend"
-            info["disk"] = {"size": "780", "unit": "GB"}
-            resource["flavor_detail"] = {
-                "flavor_type": flavor_type,
-                "billing": {"code": profile.flavor_id, "unit_num": 1},
-                "flavor_info": info,
-            }
-        elif profile.shows == "cpu":
-            resource["flavor_detail"] = {
-                "flavor_type": "CPU",
-                "billing": {"code": profile.flavor_id, "unit_num": 1},
-                "flavor_info": {
-                    "cpu": {"arch": "x86", "core_num": 8},
-                    "memory": {"size": 32, "unit": "GB"},
-                    "disk": {"size": "50", "unit": "GB"},
-                },
-            }
-        elif profile.shows == "allocated" and started:
-            resource["main_container_allocated_resources"] = {
-                "cpu_arch": "aarch64" if profile.card == "npu" else "x86",
-                "cpu_core_num": 184.0,
-                "mem_size": 1400.0,
-                "accelerator_num": float(profile.per_node),
-                "accelerator_type": "ascend-snt9b" if profile.card == "npu" else "nvidia-a100",
-            }
-        elif profile.shows == "customized":
-            resource["main_container_customized_flavor"] = {
-                "cpu_core_num": 8.0,
-                "mem_size": 64.0,
-                "accelerator_num": float(profile.per_node),
-            }
-        elif profile.shows == "pool_info":
-            resource["pool_info"] = {
-                "accelerator_num": str(profile.per_node),
-                "accelerator_type": "ascend-snt9",
-                "core_num": 192,
-            }
-        status: dict[str, Any] = {
-            "phase": job.phase,
-            "secondary_phase": "Queuing" if job.phase == "Pending" else job.phase,
-            "duration": self._duration(job),
-            "start_time": job.start_ms,
-            "tasks": [f"worker-{n}" for n in range(job.nodes)],
-        }
-        if started:
-            record: dict[str, Any] = {
-                "start_at": job.start_ms // 1000,
-                "start_type": "init_or_rescheduled",
-            }
-            if job.end_ms:
-                record["end_at"] = job.end_ms // 1000
-            status["running_records"] = [record]
-        if job.phase == "Abnormal":
-            status["secondary_phase"] = "CreateFailed"
-            status["task_statuses"] = [
-                {"task": "worker-0", "exit_code": 1, "message": "image pull failed"}
-            ]
-        return copy.deepcopy(
-            {
-                "kind": job.kind,
-                "metadata": {
-                    "id": job.id,
-                    "name": job.name,
-                    "workspace_id": job.workspace,
-                    "description": "",
-                    "create_time": job.create_ms,
-                    "user_name": job.user,
-                },
-                "status": status,
-                "spec": {
-                    "resource": resource,
-                    "schedule_policy": {"priority": 1, "preemptible": False},
-                },
-                "algorithm": {"engine": {"engine_name": "PyTorch", "engine_version": "2.1.0"}},
-            }
-        )
+            items = [item(job, self._duration(job)) for job in jobs[start:stop]]
+            return len(self._jobs), len(jobs), items

@@ -134,3 +134,15 @@ def test_generating_200k_versions_is_fast() -> None:
         tenant.list_page(offset=offset, limit=100)
     assert (total, len(page)) == (200_000, 100)
     assert time.thread_time() - started < 1.5  # sorted once, then sliced
+
+
+def test_a_faster_tenant_creates_more_versions_in_the_same_time() -> None:
+    """The demo's tenant: busier, on the same clock (its timestamps stay real)."""
+    normal = Tenant(size=1000, seed=2, now_ms=NOW_MS)
+    fast = Tenant(size=1000, seed=2, now_ms=NOW_MS, speed=60)
+    for tenant in (normal, fast):
+        tenant.advance(600)
+    assert normal.now_ms == fast.now_ms == NOW_MS + 600_000
+    assert len(normal) - 1000 < 100 < len(fast) - 1000
+    with pytest.raises(ValueError, match="speed"):
+        Tenant(size=1, speed=0)
