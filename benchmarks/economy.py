@@ -11,29 +11,34 @@ WARM_UP = 5
 INTERVAL_S = 60.0
 
 
+async def steady_requests(sim: SimProcess, **options: object) -> tuple[list[int], int, int]:
+    """Requests of each incremental poll after the warm-up (the tenant advanced by
+    ``INTERVAL_S`` before each), a full listing's requests, and the incremental target's
+    fallbacks to a full listing."""
+    full = target_for(sim, **options)
+    incremental = target_for(sim, **options, poll_mode="incremental", full_listing_every=1000)
+    await timed_poll(full)
+    before = requests_sent(full)
+    await timed_poll(full)
+    per_full = requests_sent(full) - before
+    await timed_poll(incremental)  # the first poll is always a full listing
+    counts = []
+    for _ in range(POLLS):
+        sim.advance(INTERVAL_S)
+        before = requests_sent(incremental)
+        await timed_poll(incremental)
+        counts.append(requests_sent(incremental) - before)
+    snapshot = incremental.poller.state.snapshot
+    assert snapshot is not None
+    fallbacks = snapshot.listings.get("full", 0) - 1
+    for target in (full, incremental):
+        await target.client.aclose()
+    return counts[WARM_UP:], per_full, fallbacks
+
+
 async def run() -> list[Row]:
     with SimProcess(SIZE, active_fraction=0.01) as sim:
-        full = target_for(sim, pagination="offset")
-        incremental = target_for(
-            sim, pagination="offset", poll_mode="incremental", full_listing_every=1000
-        )
-        await timed_poll(full)
-        before = requests_sent(full)
-        await timed_poll(full)
-        per_full = requests_sent(full) - before
-        await timed_poll(incremental)  # the first poll is always a full listing
-        counts = []
-        for _ in range(POLLS):
-            sim.advance(INTERVAL_S)
-            before = requests_sent(incremental)
-            await timed_poll(incremental)
-            counts.append(requests_sent(incremental) - before)
-        steady = counts[WARM_UP:]
-        snapshot = incremental.poller.state.snapshot
-        assert snapshot is not None
-        fallbacks = snapshot.listings.get("full", 0) - 1
-        for target in (full, incremental):
-            await target.client.aclose()
+        steady, per_full, fallbacks = await steady_requests(sim, pagination="offset")
     mean = sum(steady) / len(steady)
     return [
         Row(

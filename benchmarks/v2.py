@@ -10,16 +10,14 @@ import time
 
 import httpx
 
-from .common import Row, requests_sent, target_for, timed_poll
+from .common import Row, target_for, timed_poll
+from .economy import POLLS, steady_requests
 from .simproc import SimProcess
 
 SIZE = 20_000
 PAGE = 50
 LATENCY_S = 0.05
 CONCURRENCY = 8  # the default MAX_CONCURRENCY
-POLLS = 25
-WARM_UP = 5
-INTERVAL_S = 60.0
 
 
 async def bare_listing(sim: SimProcess, pages: int, concurrency: int) -> float:
@@ -73,25 +71,7 @@ async def wall_time() -> list[Row]:
 async def economy() -> list[Row]:
     with SimProcess(SIZE, active_fraction=0.02, v2=True) as sim:
         options = {"api_version": "v2", "page_size": PAGE, "pagination": "offset"}
-        full = target_for(sim, **options)
-        incremental = target_for(sim, **options, poll_mode="incremental", full_listing_every=1000)
-        await timed_poll(full)
-        before = requests_sent(full)
-        await timed_poll(full)
-        per_full = requests_sent(full) - before
-        await timed_poll(incremental)  # the first poll is always a full listing
-        counts = []
-        for _ in range(POLLS):
-            sim.advance(INTERVAL_S)
-            before = requests_sent(incremental)
-            await timed_poll(incremental)
-            counts.append(requests_sent(incremental) - before)
-        steady = counts[WARM_UP:]
-        snapshot = incremental.poller.state.snapshot
-        assert snapshot is not None
-        fallbacks = snapshot.listings.get("full", 0) - 1
-        for target in (full, incremental):
-            await target.client.aclose()
+        steady, per_full, fallbacks = await steady_requests(sim, **options)
     mean = sum(steady) / len(steady)
     return [
         Row(
