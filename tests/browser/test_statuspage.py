@@ -41,13 +41,14 @@ class _PageText(HTMLParser):
         self.headings: list[str] = []
         self.tables: list[dict[str, str]] = []
         self.links: list[str] = []
+        self.paragraphs: list[str] = []
         self._open: list[str] = []
         self._text = ""
         self._row_heading = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self._open.append(tag)
-        if tag in ("title", "h1", "h2", "th", "td"):
+        if tag in ("title", "h1", "h2", "th", "td", "p"):
             self._text = ""
         if tag == "table":
             self.tables.append({})
@@ -62,6 +63,8 @@ class _PageText(HTMLParser):
             self.title = text
         elif tag in ("h1", "h2"):
             self.headings.append(text)
+        elif tag == "p":
+            self.paragraphs.append(text)
         elif tag == "th":
             self._row_heading = text
         elif tag == "td":
@@ -152,7 +155,8 @@ async def test_status_page_after_a_good_and_a_failed_poll(
     good = rendered(url, ARTIFACTS / "statuspage-ok.png", tmp_path / "profile")
     assert good.title == "ModelArts exporter"
     assert good.headings == [f"ModelArts exporter {__version__}", sim.project_id]
-    assert good.links == ["/metrics", "/healthz", "/readyz"]
+    assert good.links == ["/", "/metrics", "/healthz", "/readyz"]
+    assert good.paragraphs[0] == "1 target: 1 up."
     (target,) = good.tables
     assert target["Status"] == "up"
     assert target["Project"] == sim.project_id
@@ -168,6 +172,7 @@ async def test_status_page_after_a_good_and_a_failed_poll(
     failed = rendered(url, ARTIFACTS / "statuspage-failed.png", tmp_path / "profile")
     (after,) = failed.tables
     assert after["Status"] == "down"
+    assert failed.paragraphs[0] == f"1 target: 1 down ({sim.project_id}), 0 up."
     assert after["Last error"].startswith("server_error ")
     assert "ModelArts.0010" in after["Last error"]
     # The last good snapshot stays, with the time it was taken.

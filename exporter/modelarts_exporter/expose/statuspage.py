@@ -1,6 +1,8 @@
-"""The page an operator opens when an alert fires: per target, is it polling, since when, what
-went wrong last, and what the last good snapshot says. Plain server-rendered HTML, no external
-assets, every value escaped (target names and error texts come from config and the API)."""
+"""The page an operator opens when an alert fires: a summary line, then per target (those down
+first) is it polling, since when, what went wrong last, and what the last good snapshot says.
+Plain server-rendered HTML, no external assets, every value escaped (target names and error texts
+come from config and the API). It reloads itself about once a poll interval, so a page left open
+on a wall screen stays current; the "Refresh" link does it at once."""
 
 from __future__ import annotations
 
@@ -17,7 +19,11 @@ table{border-collapse:collapse;margin:1em 0}
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
 th{background:#f3f3f3}.up{color:#176f2c;font-weight:bold}.down{color:#b00020;font-weight:bold}
 code{background:#f6f6f6;padding:0 3px}
+.summary{font-size:1.1em}
 """
+MIN_REFRESH_SECONDS = 5
+MAX_REFRESH_SECONDS = 300
+"""Bounds of the self-reload: no faster than a scrape could change it, no slower than 5 min."""
 
 
 def _when(timestamp: float | None, now: float) -> str:
@@ -67,15 +73,37 @@ def _target_rows(state: TargetState, now: float) -> str:
     )
 
 
+def _summary(states: Sequence[TargetState]) -> str:
+    """``3 targets: 1 down (b), 2 up.`` — what the reader came for, before any detail."""
+    if not states:
+        return "No targets configured."
+    down = [s.target for s in states if not s.up]
+    line = f"{_count(len(states), 'target')}: "
+    if down:
+        names = ", ".join(down[:5]) + (f" and {len(down) - 5} more" if len(down) > 5 else "")
+        line += f"{len(down)} down ({names}), "
+    return escape(f"{line}{len(states) - len(down)} up.")
+
+
+def refresh_seconds(states: Sequence[TargetState]) -> int:
+    """How often the page reloads itself: the shortest poll interval, within the bounds."""
+    shortest = min((s.interval_seconds for s in states), default=MAX_REFRESH_SECONDS)
+    return int(min(MAX_REFRESH_SECONDS, max(MIN_REFRESH_SECONDS, shortest)))
+
+
 def render_status_page(states: Sequence[TargetState], *, now: float, version: str) -> str:
-    targets = "".join(_target_rows(s, now) for s in sorted(states, key=lambda s: s.target))
+    # Down first: the target an alert is about is the one the reader looks for.
+    ordered = sorted(states, key=lambda s: (s.up, s.target))
+    targets = "".join(_target_rows(s, now) for s in ordered)
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f'<meta http-equiv="refresh" content="{refresh_seconds(states)}">'
         "<title>ModelArts exporter</title>"
         f"<style>{_STYLE}</style></head><body>"
         f"<h1>ModelArts exporter <small>{escape(version)}</small></h1>"
-        '<p><a href="/metrics">Metrics</a> · <a href="/healthz">Health</a> · '
-        '<a href="/readyz">Readiness</a></p>'
-        f"{targets or '<p>No targets configured.</p>'}"
+        f'<p class="summary">{_summary(ordered)}</p>'
+        '<p><a href="/">Refresh</a> · <a href="/metrics">Metrics</a> · '
+        '<a href="/healthz">Health</a> · <a href="/readyz">Readiness</a></p>'
+        f"{targets}"
         "</body></html>"
     )
