@@ -71,14 +71,25 @@ def _serve(args: list[str]) -> int:
 
 
 async def _once_async(targets: list[TargetSettings]) -> tuple[list[str], bytes]:
-    """Poll every target once, concurrently; the failures (one line each) and the exposition."""
+    """Poll every target once, concurrently (its pools too, when POOLS); the failures (one
+    line each) and the exposition. A failed pool poll is a warning on stderr, not a failure:
+    the jobs are what ``once`` checks, and pool polling may lack its permission."""
     store = StateStore()
     built = [build_target(target, store) for target in targets]
+    polls = [target.poller.poll() for target in built]
+    polls += [target.pools.poll() for target in built if target.pools is not None]
     try:
-        await asyncio.gather(*(target.poller.poll() for target in built))
+        await asyncio.gather(*polls)
     finally:
         for target in built:
             await target.aclose()
+    for t in built:
+        if t.pools is not None and not t.pools.state.up:
+            cause = logs.scrub(t.pools.state.last_error or "pool polling is off")
+            print(
+                f"modelarts-exporter: warning: pool poll of {t.poller.target}: {cause}",
+                file=sys.stderr,
+            )
     failures = [
         f"{t.poller.target}: {t.poller.state.last_error_reason}: {t.poller.state.last_error}"
         for t in built
@@ -169,6 +180,8 @@ def _simulate(args: list[str]) -> int:
         parser.error(f"--fault-probability: {options.fault_probability} is not between 0 and 1")
     if not 0 <= options.latency_seconds <= 3600:
         parser.error(f"--latency-seconds: {options.latency_seconds} is not between 0 and 3600")
+    if not 0 <= options.pool_latency_seconds <= 3600:
+        parser.error(f"--pool-latency-seconds: {options.pool_latency_seconds} is not 0 to 3600")
     logs.configure()
     try:
         host, port = parse_listen_address(options.listen_address)
