@@ -219,7 +219,7 @@ class Handler(BaseHTTPRequestHandler):
         found = route(self.command, url.path) if pools is not None else None
         if pools is None or found is None:
             return False
-        if pools.latency_seconds > 0 and self.context.stopping.wait(pools.latency_seconds):
+        if pools.arrive(found[0], self.context.stopping):
             self.close_connection = True
         elif not self._rejected(url, pairs, body):
             answer = pools.answer(*found, dict(pairs), self.context.project_id)

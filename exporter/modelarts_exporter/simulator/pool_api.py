@@ -15,6 +15,7 @@ the gateway's authentication): the job listing's tests count their own requests 
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -71,9 +72,13 @@ class PoolSim:
         """Per Train pool id, what the exporter must show (:class:`~.pools.PoolTruth`)."""
         return dict(self.model.truth(frozenset(self.vanished)))
 
+    def arrive(self, endpoint: Endpoint, stopping: threading.Event) -> bool:
+        """Count a request, then wait out the latency; ``True`` when the server stops first."""
+        self.requests[endpoint] += 1
+        return self.latency_seconds > 0 and stopping.wait(self.latency_seconds)
+
     def answer(self, endpoint: Endpoint, project: str, pool_id: str, query: dict[str, str],
                project_id: str) -> Answer:  # fmt: skip
-        self.requests[endpoint] += 1
         if self.forbidden == "apig":
             return Answer(403, {"error_code": "APIG.0303", "error_msg": "Incorrect app auth."})
         if self.forbidden == "modelarts":
