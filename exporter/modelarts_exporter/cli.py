@@ -83,18 +83,18 @@ async def _once_async(targets: list[TargetSettings]) -> tuple[list[str], bytes]:
     finally:
         for target in built:
             await target.aclose()
-    for t in built:
+    failures = [
+        f"{t.poller.target}: {t.poller.state.last_error_reason}: {t.poller.state.last_error}"
+        for t in built
+        if not t.poller.state.up
+    ]
+    for t in built if not failures else ():  # a failed job poll is all a failure says
         if t.pools is not None and not t.pools.state.up:
             cause = logs.scrub(t.pools.state.last_error or "pool polling is off")
             print(
                 f"modelarts-exporter: warning: pool poll of {t.poller.target}: {cause}",
                 file=sys.stderr,
             )
-    failures = [
-        f"{t.poller.target}: {t.poller.state.last_error_reason}: {t.poller.state.last_error}"
-        for t in built
-        if not t.poller.state.up
-    ]
     return failures, generate_latest(build_registry(store))
 
 
