@@ -235,6 +235,7 @@ def _demo(args: list[str]) -> int:
             listen_address=options.listen_address,
             poll_interval_seconds=options.poll_interval_seconds,
             api_version=options.api_version,
+            pool_interval_seconds=max(1.0, options.poll_interval_seconds),
         )
         log.info(
             "demo: exporter on http://%s/metrics polling the simulator at %s "

@@ -165,3 +165,17 @@ def test_serve_polls_pools_on_their_own_schedule_and_deadline(sim: SimulatorServ
             lambda: select(scraped(), "modelarts_exporter_poll_duration_seconds_count") > polls
         )
         assert select(samples, "modelarts_exporter_up") == 1
+
+
+def test_the_demo_shows_pools() -> None:
+    port = free_port()
+    args = ["demo", "--listen-address", f"127.0.0.1:{port}", "--size", "300", "--api-version", "v2"]
+    with background(args, {}):
+        assert wait_for(f"http://127.0.0.1:{port}/readyz", 200)
+        url = f"http://127.0.0.1:{port}/metrics"
+        assert eventually(
+            lambda: select(parse_samples(httpx.get(url).text), "modelarts_exporter_pool_up") == 1
+        )
+        samples = parse_samples(httpx.get(url).text)
+        assert select(samples, "modelarts_pool_accelerators_capacity", source="nodes") > 0
+        assert select(samples, "modelarts_pool_info") == 4

@@ -165,3 +165,18 @@ async def test_pools_follow_the_jobs_as_they_change(
     assert exporter.target.pools is not None
     await exporter.target.pools.poll()
     assert pool_families(exporter.samples()) == expected_families(sim, "nodes")
+
+
+async def test_pools_beyond_max_label_values_are_summed_under_other(
+    sim: SimulatorServer, exporter_for: MakeExporter
+) -> None:
+    exporter = await _polled(exporter_for(sim, api_version="v2", max_label_values=2))
+    families = pool_families(exporter.samples())
+    want = expected_families(sim, "nodes")
+    capacity = families["modelarts_pool_accelerators_capacity"]
+    assert len({key[0] for key in families["modelarts_pool_nodes"]}) == 3  # 2 own and _other
+    assert len({key[0] for key in families["modelarts_pool_info"]}) == 2  # _other has no info
+    assert "_other" in {key[0] for key in capacity}
+    for name in ("modelarts_pool_accelerators_capacity", "modelarts_pool_nodes"):
+        assert sum(families[name].values()) == sum(want[name].values())  # totals stay exact
+    assert sum(families["modelarts_pool_phase"].values()) == len(sim.pools.truth())
