@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from urllib.parse import quote
@@ -28,6 +28,7 @@ from modelarts_exporter.cloud.pool_models import (
     Node,
     Pool,
     PoolMetrics,
+    RuntimeMetrics,
     next_token,
     parse_flavors,
     parse_nodes,
@@ -45,6 +46,7 @@ MAX_PAGES = 1000
 """A listing that has not ended after this many pages is the API going round in circles."""
 CONCURRENT_POOLS = 4
 TRAIN = "Train"
+NAME_LABEL = "os.modelarts/name"
 FlavorCards = tuple[CardKind | None, float]
 """A node flavor's kind of card (``None``: none) and cards per node."""
 Failure = tuple[str, PollError]
@@ -86,6 +88,22 @@ def _unknown_keys(item: PoolMetrics) -> bool:
     """Whether a runtime item has a card key whose kind only the flavors can tell."""
     capacity, allocated = runtime_values(item)
     return any(maybe_cards(key) and card_kind(key) is None for key in capacity.keys() | allocated)
+
+
+def runtime_item(pool: Pool, items: Iterable[PoolMetrics]) -> PoolMetrics | None:
+    """The runtime item of ``pool``: by id (``metadata.name``), else by display name (notes
+    §2c: whether ``metadata.name`` is the id is not certain)."""
+    by_name: PoolMetrics | None = None
+    display = (pool["metadata"]["labels"] or {}).get(NAME_LABEL)
+    for item in items:
+        metadata = item["metadata"]
+        if metadata is None:
+            continue
+        if metadata["name"] == pool["metadata"]["name"]:
+            return item
+        if display and (metadata["labels"] or {}).get(NAME_LABEL) == display:
+            by_name = item
+    return by_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,17 +182,18 @@ class PoolLister:
         )
 
     @staticmethod
-    def _needs_flavors(pools: list[Pool], nodes: Mapping[str, object], runtime: object) -> bool:
-        without = [pool for pool in pools if pool["metadata"]["name"] not in nodes]
-        if not without:
-            return False
-        if runtime is None:
-            return True
-        # A runtime key such as tnt004 gets its kind from the flavors; a pool runtime metrics do
-        # not list falls back to them (which pool an item is, the pools module decides).
-        assert isinstance(runtime, dict)
-        items: list[PoolMetrics] = runtime["items"]
-        return len(items) < len(without) or any(_unknown_keys(item) for item in items)
+    def _needs_flavors(
+        pools: list[Pool], nodes: Mapping[str, object], runtime: RuntimeMetrics | None
+    ) -> bool:
+        """Whether a pool without its node list needs the catalogue: runtime metrics that do
+        not list it, or list it with a key such as ``tnt004`` whose kind the flavors tell."""
+        for pool in pools:
+            if pool["metadata"]["name"] in nodes:
+                continue
+            item = runtime_item(pool, runtime["items"]) if runtime is not None else None
+            if item is None or _unknown_keys(item):
+                return True
+        return False
 
     async def _all_nodes(
         self, project: str, pools: list[Pool], failures: list[Failure]

@@ -24,9 +24,11 @@ from types import MappingProxyType
 from modelarts_exporter.cloud.pool_models import Node, Pool, PoolMetrics
 from modelarts_exporter.cloud.quantity import CardKind, card_kind, maybe_cards
 from modelarts_exporter.listing.pools import (
+    NAME_LABEL,
     FlavorCards,
     PoolReading,
     pool_flavors,
+    runtime_item,
     runtime_values,
 )
 from modelarts_exporter.snapshot.labelcap import OTHER, kept
@@ -35,7 +37,6 @@ from modelarts_exporter.text import one_line
 
 MAX_VALUE = 64
 """The longest phase, state or name label value (what the API sends is cut there)."""
-NAME_LABEL = "os.modelarts/name"
 WORKSPACE_LABEL = "os.modelarts/workspace.id"
 _Sums = dict[CardKind, list[float]]
 """Per kind: ``[capacity, allocated, free, unavailable, free_known]``."""
@@ -138,21 +139,6 @@ def from_flavors(pool: Pool, flavors: Mapping[str, FlavorCards]) -> dict[CardKey
     return {(kind, "flavors"): Cards(capacity=c) for kind, c in sums.items()}
 
 
-def _runtime_item(pool: Pool, items: Iterable[PoolMetrics]) -> PoolMetrics | None:
-    """The item of ``pool``: by id (``metadata.name``), else by display name."""
-    by_name: PoolMetrics | None = None
-    display = (pool["metadata"]["labels"] or {}).get(NAME_LABEL)
-    for item in items:
-        metadata = item["metadata"]
-        if metadata is None:
-            continue
-        if metadata["name"] == pool["metadata"]["name"]:
-            return item
-        if display and (metadata["labels"] or {}).get(NAME_LABEL) == display:
-            by_name = item
-    return by_name
-
-
 def _record(pool: Pool, reading: PoolReading) -> tuple[PoolRecord, bool]:
     """One pool's record, and whether some source gave its cards."""
     metadata, spec, status = pool["metadata"], pool["spec"], pool["status"]
@@ -164,7 +150,7 @@ def _record(pool: Pool, reading: PoolReading) -> tuple[PoolRecord, bool]:
     if nodes is not None:
         cards, counts = from_nodes(nodes)
     if cards is None and reading.runtime is not None:
-        item = _runtime_item(pool, reading.runtime)
+        item = runtime_item(pool, reading.runtime)
         if item is not None:
             cards = from_runtime(pool, item, reading.flavors)
     if cards is None and reading.flavors is not None:
