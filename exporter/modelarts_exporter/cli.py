@@ -71,11 +71,15 @@ def _serve(args: list[str]) -> int:
 
 
 async def _once_async(targets: list[TargetSettings]) -> tuple[list[str], bytes]:
-    """Poll every target once, concurrently; the failures (one line each) and the exposition."""
+    """Poll every target once, concurrently (its pools too, when POOLS); the failures (one
+    line each) and the exposition. A failed pool poll is a warning on stderr, not a failure:
+    the jobs are what ``once`` checks, and pool polling may lack its permission."""
     store = StateStore()
     built = [build_target(target, store) for target in targets]
+    polls = [target.poller.poll() for target in built]
+    polls += [target.pools.poll() for target in built if target.pools is not None]
     try:
-        await asyncio.gather(*(target.poller.poll() for target in built))
+        await asyncio.gather(*polls)
     finally:
         for target in built:
             await target.aclose()
@@ -84,6 +88,13 @@ async def _once_async(targets: list[TargetSettings]) -> tuple[list[str], bytes]:
         for t in built
         if not t.poller.state.up
     ]
+    for t in built if not failures else ():  # a failed job poll is all a failure says
+        if t.pools is not None and not t.pools.state.up:
+            cause = logs.scrub(t.pools.state.last_error or "pool polling is off")
+            print(
+                f"modelarts-exporter: warning: pool poll of {t.poller.target}: {cause}",
+                file=sys.stderr,
+            )
     return failures, generate_latest(build_registry(store))
 
 
@@ -169,6 +180,8 @@ def _simulate(args: list[str]) -> int:
         parser.error(f"--fault-probability: {options.fault_probability} is not between 0 and 1")
     if not 0 <= options.latency_seconds <= 3600:
         parser.error(f"--latency-seconds: {options.latency_seconds} is not between 0 and 3600")
+    if not 0 <= options.pool_latency_seconds <= 3600:
+        parser.error(f"--pool-latency-seconds: {options.pool_latency_seconds} is not 0 to 3600")
     logs.configure()
     try:
         host, port = parse_listen_address(options.listen_address)
@@ -222,6 +235,7 @@ def _demo(args: list[str]) -> int:
             listen_address=options.listen_address,
             poll_interval_seconds=options.poll_interval_seconds,
             api_version=options.api_version,
+            pool_interval_seconds=max(1.0, options.poll_interval_seconds),
         )
         log.info(
             "demo: exporter on http://%s/metrics polling the simulator at %s "

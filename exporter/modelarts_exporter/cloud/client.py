@@ -191,6 +191,29 @@ class ApiClient:
 
         return await self._retrying(once)
 
+    async def get(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        parse: Callable[[bytes], T],
+        parse_envelope: Callable[[bytes], ErrorBody | None],
+    ) -> T:
+        """GET what ``parse`` makes of a 2xx answer; any other as for :meth:`post` (the v2
+        resource APIs: no ``is_success``, errors as ``error_code``/``error_msg``)."""
+
+        async def once() -> T:
+            status, headers, answer = await self._exchange("GET", path, params, b"")
+            if not 200 <= status < 300:
+                failure = classify(status, answer, headers.get("content-type", ""), parse_envelope)
+                failure.retry_after = parse_retry_after(headers.get("retry-after"))
+                envelope = parse_envelope(answer)
+                failure.status = status
+                failure.code = envelope.error_code if envelope is not None else None
+                raise failure
+            return parse(answer)
+
+        return await self._retrying(once)
+
     async def _retrying(self, once: Callable[[], Awaitable[T]]) -> T:
         attempt = 0
         while True:

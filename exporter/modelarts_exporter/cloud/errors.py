@@ -45,6 +45,10 @@ class PollError(Exception):
         self.reason = reason
         self.retry_after = retry_after
         """Seconds the server asked us to wait (``Retry-After``), if it said."""
+        self.status: int | None = None
+        """The HTTP status of the answer, where a caller tells a 403 or 404 apart (pools)."""
+        self.code: str | None = None
+        """The answer's error code (``ModelArts.…``, ``APIG.…``), where a caller needs it."""
 
     def __str__(self) -> str:
         return f"{self.reason.value}: {self.args[0]}"

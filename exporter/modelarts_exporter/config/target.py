@@ -28,6 +28,12 @@ bounded (time-outs, retries within the deadline), so what this catches is a poll
 going without end, never a slow one: those are let finish, however far past the interval."""
 
 
+MIN_POOL_INTERVAL_SECONDS = 60.0
+MAX_POOL_TIMEOUT_SECONDS = 300.0
+"""The default pool deadline is the pool interval, at most this: a pool poll is a handful of
+small requests, so one that takes longer is stuck, and should show before the next is due."""
+
+
 def _flag(name: str) -> str:
     return f"{ENV_PREFIX}{name.upper()} (--{name.replace('_', '-')})"
 
@@ -201,6 +207,17 @@ class TargetOptions(TargetFields):
         return self.poll_timeout_seconds or max(
             POLL_TIMEOUT_INTERVALS * self.poll_interval_seconds, MIN_POLL_TIMEOUT_SECONDS
         )
+
+    # Resource pools.
+    @property
+    def pool_interval(self) -> float:
+        return self.pool_interval_seconds or max(
+            MIN_POOL_INTERVAL_SECONDS, self.poll_interval_seconds
+        )
+
+    @property
+    def pool_timeout(self) -> float:
+        return self.pool_timeout_seconds or min(self.pool_interval, MAX_POOL_TIMEOUT_SECONDS)
 
     def listing_options(self) -> ListingOptions:
         return ListingOptions(

@@ -270,3 +270,36 @@ class TargetFields(BaseModel):
         "the API ever break what incremental polls rely on. Incremental polls also fall back to "
         "a full listing whenever they cannot vouch for their result.",
     )
+    # Resource pools (docs/metrics.md, "Resource pools").
+    pools: bool = Field(
+        True,
+        description="Also poll the project's resource pools (GET /v2/…/pools and, per pool, its "
+        "nodes; runtime metrics and the flavor catalogue as fallbacks) for the cards each "
+        "Train pool has, allocates and has free, on a schedule of its own. Needs "
+        "modelarts:pool:list and modelarts:pool:get: a 403 on the pool list turns it off for "
+        "the target with one warning (modelarts_exporter_pool_enabled 0), job polling goes on.",
+    )
+    pool_interval_seconds: float | None = Field(
+        None,
+        ge=1,
+        le=86400,
+        description="Seconds from the start of one pool poll to the next. Default: "
+        "POLL_INTERVAL_SECONDS, at least 60. Each pool poll costs 1 request plus one per Train "
+        "pool (per 500 nodes), and at most 1 more for runtime metrics.",
+    )
+    pool_timeout_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Deadline of one pool poll in seconds, retries included; past it the pool "
+        "poll fails as timeout (modelarts_exporter_pool_up 0) and the last pool snapshot stays. "
+        "Default: the pool interval, at most 300 s: pool polls are small, and one that is stuck "
+        "should show before the next is due.",
+    )
+    flavor_cache_seconds: float = Field(
+        21600.0,
+        ge=0,
+        le=604800,
+        description="How long the flavor catalogue (GET /v1/…/resourceflavors, cards per node "
+        "of each node flavor) is kept before it is read again; it is read only when a pool "
+        "needs it, and a stale one is used while a new one cannot be read.",
+    )

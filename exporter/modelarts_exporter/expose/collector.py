@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from modelarts_exporter.cloud.errors import Reason
 from modelarts_exporter.expose import metrics as m
+from modelarts_exporter.expose.pool_collector import collect_pools
 from modelarts_exporter.listing.source import LISTING_KINDS
 from modelarts_exporter.snapshot.aggregate import Histogram
 from modelarts_exporter.snapshot.labelcap import CAPPED_LABELS
@@ -76,6 +77,7 @@ class StateCollector(Collector):
         families = {spec.name: _family(spec) for spec in m.ALL}
         for state in sorted(self._states(), key=lambda s: s.target):
             self._collect_target(state, families)
+            collect_pools(state, families)
         info = families[m.BUILD_INFO.name]
         assert isinstance(info, InfoMetricFamily)
         info.add_metric([], {"version": self._version})

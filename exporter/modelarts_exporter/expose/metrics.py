@@ -183,3 +183,99 @@ ALL: tuple[MetricSpec, ...] = (
 )  # fmt: skip
 
 POLL_DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+# --- Resource pools (the pool poller; docs/metrics.md "Resource pools") ---------------------
+POOL_INFO = _spec(
+    "modelarts_pool_info",
+    "info",
+    "Always 1; a Train resource pool: its display name, type (Dedicate: physical, Logical: a "
+    "sub-pool of parent_pool_id), workspace and parent.",
+    "project_id", "pool_id", "pool_name", "pool_type", "workspace_id", "parent_pool_id",
+)  # fmt: skip
+POOL_PHASE = _spec(
+    "modelarts_pool_phase",
+    "gauge",
+    "1 for the pool's current phase as the API spells it (Running, Abnormal, Creating, …); "
+    "for pool_id _other, the number of pools in that phase.",
+    "project_id", "pool_id", "phase",
+)  # fmt: skip
+POOL_NODES = _spec(
+    "modelarts_pool_nodes",
+    "gauge",
+    "Nodes of the pool by node flavor and state in lower case (available, creating, abnormal, "
+    "deleting, checking, …): from the node list, else from the pool's status.",
+    "project_id", "pool_id", "node_flavor", "state",
+)  # fmt: skip
+POOL_NODES_DESIRED = _spec(
+    "modelarts_pool_nodes_desired",
+    "gauge",
+    "Nodes the pool is meant to have per node flavor (spec.resources[].count).",
+    "project_id", "pool_id", "node_flavor",
+)  # fmt: skip
+POOL_CAPACITY = _spec(
+    "modelarts_pool_accelerators_capacity",
+    "gauge",
+    "Usable accelerator cards of the pool (on its Available nodes), by kind (gpu, npu) and by "
+    "the source the number comes from (nodes, runtime, flavors).",
+    "project_id", "pool_id", "accelerator", "source",
+)  # fmt: skip
+POOL_ALLOCATED = _spec(
+    "modelarts_pool_accelerators_allocated",
+    "gauge",
+    "Cards of the pool's usable capacity taken by workloads of any type (training, inference, "
+    "notebooks); absent when the source does not tell (flavors).",
+    "project_id", "pool_id", "accelerator", "source",
+)  # fmt: skip
+POOL_FREE = _spec(
+    "modelarts_pool_accelerators_free",
+    "gauge",
+    "Cards of the pool's usable capacity still free; absent when the source does not tell "
+    "(flavors).",
+    "project_id", "pool_id", "accelerator", "source",
+)  # fmt: skip
+POOL_UNAVAILABLE = _spec(
+    "modelarts_pool_accelerators_unavailable",
+    "gauge",
+    "Cards on the pool's nodes that are not Available (abnormal, creating, …); only the node "
+    "list tells.",
+    "project_id", "pool_id", "accelerator",
+)  # fmt: skip
+POOL_UP = _spec(
+    "modelarts_exporter_pool_up",
+    "gauge",
+    "1 when the last pool poll read every Train pool, 0 when it failed, left pools without "
+    "card numbers, or pool polling is off or has not finished yet.",
+    "project_id",
+)  # fmt: skip
+POOL_ENABLED = _spec(
+    "modelarts_exporter_pool_enabled",
+    "gauge",
+    "1 while pools are polled, 0 once a 403 on the pool list turned pool polling off.",
+    "project_id",
+)  # fmt: skip
+POOL_LAST_SUCCESS = _spec(
+    "modelarts_exporter_pool_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time in seconds of the last pool poll that read every Train pool (absent before).",
+    "project_id",
+)  # fmt: skip
+POOL_POLL_DURATION = _spec(
+    "modelarts_exporter_pool_poll_duration_seconds",
+    "histogram",
+    "Wall-clock seconds one pool poll took, successful or not.",
+    "project_id",
+)  # fmt: skip
+POOL_POLL_ERRORS = _spec(
+    "modelarts_exporter_pool_poll_errors_total",
+    "counter",
+    "Failed pool API reads by endpoint (pools, nodes, runtime, flavors) and reason (as for "
+    "modelarts_exporter_poll_errors_total); a failed nodes, runtime or flavors read falls back "
+    "to the next source.",
+    "project_id", "endpoint", "reason",
+)  # fmt: skip
+POOL_METRICS: tuple[MetricSpec, ...] = (
+    POOL_INFO, POOL_PHASE, POOL_NODES, POOL_NODES_DESIRED, POOL_CAPACITY, POOL_ALLOCATED,
+    POOL_FREE, POOL_UNAVAILABLE, POOL_UP, POOL_ENABLED, POOL_LAST_SUCCESS, POOL_POLL_DURATION,
+    POOL_POLL_ERRORS,
+)  # fmt: skip
+ALL = (*ALL, *POOL_METRICS)

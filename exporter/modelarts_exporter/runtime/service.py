@@ -31,6 +31,8 @@ from modelarts_exporter.runtime.wiring import Target, build_registry, build_targ
 from modelarts_exporter.snapshot.store import StateStore
 
 log = logging.getLogger(__name__)
+POOL_JOB = "#pools"
+"""Appended to a target's name for its pool poll's job (no target name holds a ``#``)."""
 
 POLL_NICENESS = 10
 """Added to the polling process's priority by ``serve``, so that under CPU contention scrapes
@@ -126,15 +128,51 @@ class Service:
         target = build_target(settings, self.store)
         self._targets[settings.name] = (settings, target)
         self._schedule(settings.name, target, datetime.now().astimezone())
+        if target.pools is not None:
+            self._schedule_pools(settings.name, target, datetime.now().astimezone())
+
+    # Resource pools: a job of their own per target, booked the way job polls are.
+    async def _poll_pools(self, name: str, target: Target) -> None:
+        assert target.pools is not None
+        key = name + POOL_JOB
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight[key] = task
+        started = datetime.now().astimezone()
+        try:
+            await target.pools.poll()
+        except asyncio.CancelledError:
+            log.info("pool poll cancelled target=%s", name)
+            return
+        finally:
+            self._in_flight.pop(key, None)
+        current = self._targets.get(name, (None, None))[1] is target
+        if current and target.pools.enabled and not self._stopping.is_set():
+            due = started + timedelta(seconds=target.pools.interval_seconds)
+            self._schedule_pools(name, target, max(due, datetime.now().astimezone()))
+
+    def _schedule_pools(self, name: str, target: Target, when: datetime) -> None:
+        self._scheduler.add_job(
+            self._poll_pools,
+            "date",
+            args=[name, target],
+            run_date=when,
+            id=name + POOL_JOB,
+            replace_existing=True,
+            misfire_grace_time=None,
+            max_instances=2,
+        )
 
     async def _remove(self, name: str) -> None:
         _, target = self._targets.pop(name)
-        with contextlib.suppress(JobLookupError):  # not booked while its poll runs
-            self._scheduler.remove_job(name)
-        task = self._in_flight.get(name)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        for job in (name, name + POOL_JOB):
+            with contextlib.suppress(JobLookupError):  # not booked while its poll runs
+                self._scheduler.remove_job(job)
+        for key in (name, name + POOL_JOB):
+            task = self._in_flight.get(key)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await target.aclose()
         self.store.remove(name)
 

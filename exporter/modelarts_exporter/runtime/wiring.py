@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +29,12 @@ from modelarts_exporter.http.reload import LiveWebConfig
 from modelarts_exporter.http.webconfig import WebConfigError
 from modelarts_exporter.listing.both import BothSources
 from modelarts_exporter.listing.incremental import IncrementalLister
+from modelarts_exporter.listing.pools import PoolLister
 from modelarts_exporter.listing.source import JobSource, PagedSource
 from modelarts_exporter.listing.v1 import V1Source
 from modelarts_exporter.listing.v2 import V2Source
 from modelarts_exporter.runtime.poller import TargetPoller
+from modelarts_exporter.runtime.pool_poller import PoolPoller
 from modelarts_exporter.snapshot.store import ReloadStatus, StateStore
 
 log = logging.getLogger(__name__)
@@ -85,9 +87,14 @@ class Target:
     poller: TargetPoller
     client: ApiClient
     auth: httpx.Auth | None = None
+    pools: PoolPoller | None = None
+    """The pool poller (``POOLS``), with HTTP clients of its own (:attr:`pool_client`)."""
+    pool_client: ApiClient | None = None
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self.pool_client is not None:
+            await self.pool_client.aclose()
         if isinstance(self.auth, IamPasswordAuth):
             await self.auth.aclose()
 
@@ -157,7 +164,59 @@ def build_target(
         api_version=settings.api_version,
         max_label_values=settings.max_label_values,
     )
-    return Target(poller, client, auth)
+    target = Target(poller, client, auth)
+    if settings.pools:
+        _add_pools(target, settings, store, options, requests, resolve, transport)
+    return target
+
+
+POOL_CONNECTIONS = 2
+
+
+def _add_pools(
+    target: Target,
+    settings: TargetSettings,
+    store: StateStore,
+    options: dict[str, Any],
+    requests: Counter[str],
+    resolve: Callable[[], Awaitable[str]] | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> None:
+    """The pool poller, on clients of its own: a slow pool API never takes a connection the
+    job poll is waiting for. Its requests count in the target's API request counter."""
+    assert settings.modelarts_url is not None
+    one_connection = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    http = [
+        httpx.AsyncClient(
+            base_url=settings.modelarts_url,
+            auth=target.auth,
+            limits=one_connection,
+            transport=transport,
+            **options,
+        )
+        for _ in range(POOL_CONNECTIONS)
+    ]
+    target.pool_client = ApiClient(
+        http,
+        retry=RetryPolicy(max_retries=settings.max_retries),
+        request_deadline=settings.request_timeout_seconds * 3,
+        max_response_bytes=settings.max_response_bytes,
+        on_response=lambda code: requests.update((code,)),
+    )
+    lister = PoolLister(
+        target.pool_client,
+        settings.project_id,
+        resolve_project=resolve,
+        flavor_cache_seconds=settings.flavor_cache_seconds,
+    )
+    target.pools = PoolPoller(
+        target=settings.name,
+        lister=lister,
+        store=store,
+        interval_seconds=settings.pool_interval,
+        timeout_seconds=settings.pool_timeout,
+        max_label_values=settings.max_label_values,
+    )
 
 
 def build_registry(

@@ -4,9 +4,10 @@ the faults to inject) and starting a simulator from them."""
 from __future__ import annotations
 
 import argparse
-from typing import Literal
+from typing import Literal, get_args
 
 from modelarts_exporter.simulator.faults import FAULT_HELP, FaultKind, FaultRule
+from modelarts_exporter.simulator.pool_api import RuntimeVariant
 from modelarts_exporter.simulator.server import SimulatorServer
 from modelarts_exporter.simulator.tenant import Tenant
 from modelarts_exporter.simulator.v2_tenant import V2Tenant
@@ -66,6 +67,28 @@ def add_fault_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="added before every API answer (default: 0)",
     )
+    pools = parser.add_argument_group("resource pools", "The pool endpoints misbehaving.")
+    pools.add_argument(
+        "--pools-forbidden",
+        choices=("modelarts", "apig"),
+        default=None,
+        help="every pool endpoint answers 403: ModelArts.0203 (no modelarts:pool:* permission) "
+        "or the gateway's APIG.0303",
+    )
+    pools.add_argument(
+        "--pool-latency-seconds",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="added before every pool endpoint's answer (default: 0)",
+    )
+    pools.add_argument(
+        "--pool-runtime-variant",
+        choices=get_args(RuntimeVariant),
+        default="tnt004",
+        help="runtime metrics' GPU key tnt004 (default), the nodes' keys (node-keys), or tnt004 "
+        "with a short name instead of the pool id (by-name)",
+    )
 
 
 def start_simulator(
@@ -97,5 +120,8 @@ def start_simulator(
     for kind in getattr(options, "fault", []):
         server.faults.add(FaultRule(FaultKind(kind), probability=options.fault_probability))
     server.faults.latency_seconds = getattr(options, "latency_seconds", 0.0)
+    server.pools.forbidden = getattr(options, "pools_forbidden", None)
+    server.pools.latency_seconds = getattr(options, "pool_latency_seconds", 0.0)
+    server.pools.runtime_variant = getattr(options, "pool_runtime_variant", "tnt004")
     server.start()
     return server

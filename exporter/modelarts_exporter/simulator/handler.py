@@ -28,10 +28,11 @@ from .api import answer_versions, lenient_uint
 from .faults import TRANSPORT_KINDS, FaultKind, FaultPlan, FaultRule, RequestInfo, canned_response
 from .gateway import Gateway
 from .iam import Iam
+from .pool_api import PoolSim, route
 from .stats import QueryRecord, Recorder
 from .tenant import OffsetMode, Tenant
 from .v2_api import ROUTE as V2_ROUTE
-from .v2_api import CountMode, answer_search
+from .v2_api import CountMode, answer_search, v2_paging
 from .v2_tenant import V2Tenant
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class Context:
     count_mode: CountMode = "matching"
     catch_up: Callable[[Api], None] | None = None
     """Called before the first page of an unfiltered listing of that API is answered."""
+    pools: PoolSim | None = None
+    """Serves the resource-pool endpoints when set."""
 
 
 class HTTPServer(ThreadingHTTPServer):
@@ -117,17 +120,6 @@ class HTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: _Request, client_address: object) -> None:
         log.debug("connection error client=%s", client_address, exc_info=True)
-
-
-def _v2_paging(body: bytes) -> dict[str, str]:
-    """A v2 request's paging fields, as the query of a v1 one (for fault rules and stats)."""
-    try:
-        request = json.loads(body or b"{}")
-    except ValueError:
-        return {}
-    if not isinstance(request, dict):
-        return {}
-    return {key: str(request[key]) for key in ("offset", "limit", "workspace_id") if key in request}
 
 
 def _encode(payload: object) -> bytes:
@@ -211,13 +203,38 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---------------------------------------------------------------------------------- API
 
+    def _rejected(self, url: SplitResult, pairs: list[tuple[str, str]], body: bytes) -> bool:
+        """Whether the gateway refused the request (its answer sent)."""
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        rejection = self.context.gateway.check(
+            method=self.command, path=url.path, query=pairs, headers=headers, body=body
+        )
+        if rejection is not None:
+            self._send(rejection.status, _encode(rejection.payload))
+        return rejection is not None
+
+    def _pool_api(self, url: SplitResult, pairs: list[tuple[str, str]], body: bytes) -> bool:
+        """Answer a resource-pool request (:mod:`.pool_api`); ``False`` if it is none."""
+        pools = self.context.pools
+        found = route(self.command, url.path) if pools is not None else None
+        if pools is None or found is None:
+            return False
+        if pools.arrive(found[0], self.context.stopping):
+            self.close_connection = True
+        elif not self._rejected(url, pairs, body):
+            answer = pools.answer(*found, dict(pairs), self.context.project_id)
+            self._send(answer.status, _encode(answer.payload))
+        return True
+
     def _api(self, url: SplitResult, body: bytes) -> None:
         context = self.context
         pairs = parse_qsl(url.query, keep_blank_values=True)
+        if self._pool_api(url, pairs, body):
+            return
         query = dict(pairs)
         v2_route = V2_ROUTE.fullmatch(url.path) if self.command == "POST" else None
         if v2_route is not None:
-            query = _v2_paging(body)
+            query = v2_paging(body)
         record = QueryRecord(
             lenient_uint(query.get("offset")),
             lenient_uint(query.get("limit")),
@@ -237,15 +254,7 @@ class Handler(BaseHTTPRequestHandler):
         if latency > 0 and context.stopping.wait(latency):
             self._abandon()
             return
-        rejection = context.gateway.check(
-            method=self.command,
-            path=url.path,
-            query=pairs,
-            headers={name.lower(): value for name, value in self.headers.items()},
-            body=body,
-        )
-        if rejection is not None:
-            self._send(rejection.status, _encode(rejection.payload))
+        if self._rejected(url, pairs, body):
             return
         rule = context.faults.pick(request)
         if rule is not None and self._fault(rule, request):

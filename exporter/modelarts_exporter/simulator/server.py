@@ -28,6 +28,8 @@ from .faults import FaultPlan
 from .gateway import Gateway
 from .handler import Api, Clock, Context, HTTPServer
 from .iam import Iam
+from .pool_api import PoolSim
+from .pools import PoolModel
 from .stats import Recorder, Stats
 from .tenant import OffsetMode, Tenant
 from .v2_api import CountMode
@@ -56,6 +58,7 @@ class ServerOptions(TypedDict, total=False):
     iam: Iam | None
     v2: V2Tenant | None
     count_mode: CountMode
+    pools: PoolSim | None
 
 
 class SimulatorServer:
@@ -91,6 +94,7 @@ class SimulatorServer:
         iam: Iam | None = None,
         v2: V2Tenant | None = None,
         count_mode: CountMode = "matching",
+        pools: PoolSim | None = None,
     ) -> None:
         gateway = Gateway(
             tokens=tokens,
@@ -112,6 +116,9 @@ class SimulatorServer:
             iam=iam,
             v2=v2,
             count_mode=count_mode,
+            # The pools always exist (a project has them whatever API lists its jobs), so the
+            # exporter's pool polls never reach the job APIs' fault plan and statistics.
+            pools=pools if pools is not None else PoolSim(PoolModel(v2)),
         )
         self._address = (host, port)
         self._realtime_speed = realtime_speed
@@ -133,6 +140,12 @@ class SimulatorServer:
         if self._context.v2 is None:
             raise RuntimeError("this simulator serves no v2 jobs")
         return self._context.v2
+
+    @property
+    def pools(self) -> PoolSim:
+        """The resource pools served, and their options (live, like :attr:`faults`)."""
+        assert self._context.pools is not None
+        return self._context.pools
 
     @property
     def faults(self) -> FaultPlan:

@@ -124,3 +124,14 @@ def answer_search(
         "items": page,
     }
     return Answer(200, payload)
+
+
+def v2_paging(body: bytes) -> dict[str, str]:
+    """A v2 request's paging fields, as the query of a v1 one (for fault rules and stats)."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    if not isinstance(request, dict):
+        return {}
+    return {key: str(request[key]) for key in ("offset", "limit", "workspace_id") if key in request}

@@ -25,7 +25,7 @@ def item(job: Job, duration_ms: int) -> dict[str, Any]:
         resource["node_count"] = job.nodes
     if profile.pool_id is not None:
         resource["pool_id"] = profile.pool_id
-        resource["pool_name"] = f"{profile.pool_id}-name"
+        resource["pool_name"] = profile.pool_id.rsplit("-", 1)[0]  # the display name
     if profile.shows == "flavor":
         info: dict[str, Any] = {"max_num": 8, "cpu": {"arch": "x86", "core_num": 16}}
         if profile.card == "gpu":

@@ -24,6 +24,13 @@ KINDS: Final = (
 )
 USERS: Final = ("alice", "bob", "carol", "dave", "")
 MEAN_DWELL_S: Final = 300.0
+# The dedicated pools' ids (pool metadata.name, as the pool API writes them, notes §1): the
+# pools the simulator serves (:mod:`.pools`) and the pool_id of the jobs in them.
+GPU_POOL: Final = "gpu-train-95d7537eef7effc27248525aa5aaa506"
+NPU_POOL: Final = "npu-train-c3140c1ea4c8531c182579c4eb9c727d"
+NPU_SUBPOOL: Final = "npu-team-a-c2fee1c7b838ca5a6c98106b58409f22"
+"""A logical sub-pool of :data:`NPU_POOL`."""
+CPU_POOL: Final = "cpu-train-f10ff439a3ee16326ef4f1f6a8c448c9"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +55,7 @@ PROFILES: Final = (
     (
         Profile(
             "pool-ascend",
-            "pool-ascend",
+            NPU_POOL,
             "modelarts.pool.visual.8xlarge",
             "npu",
             8,
@@ -58,15 +65,15 @@ PROFILES: Final = (
         0.15,
     ),
     (
-        Profile("pool-gpu", "pool-gpu", "modelarts.pool.visual.4xlarge", "gpu", 4, "allocated"),
+        Profile("pool-gpu", GPU_POOL, "modelarts.pool.visual.4xlarge", "gpu", 4, "allocated"),
         0.1,
     ),
     (
-        Profile("pool-custom", "pool-gpu", None, "gpu", 2, "customized", "GPU: 2 cards"),
+        Profile("pool-custom", GPU_POOL, None, "gpu", 2, "customized", "GPU: 2 cards"),
         0.08,
     ),
-    (Profile("pool-info", "pool-npu", "modelarts.pool.custom.npu", "npu", 4, "pool_info"), 0.05),
-    (Profile("pool-cpu", "pool-cpu", None, None, 0, "nothing"), 0.07),
+    (Profile("pool-info", NPU_SUBPOOL, "modelarts.pool.custom.npu", "npu", 4, "pool_info"), 0.05),
+    (Profile("pool-cpu", CPU_POOL, None, None, 0, "nothing"), 0.07),
 )
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from modelarts_exporter.cloud.errors import Reason
 from modelarts_exporter.snapshot.aggregate import Histogram, Snapshot
+from modelarts_exporter.snapshot.pool_state import PoolState
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,10 @@ class TargetState:
     interval_seconds: float = 60.0
     api_version: str = "v1"
     """Which ModelArts API the target is listed through: v1, v2 or both."""
+    # Resource pools.
+    pools: PoolState | None = None
+    """The pool poller's state (``None``: pool polling is off or has not reported); the job
+    poller's publishes keep it, :meth:`StateStore.publish_pools` replaces it."""
 
 
 Watcher = Callable[[str, TargetState | None], None]
@@ -69,11 +74,27 @@ class StateStore:
     def publish(self, state: TargetState) -> None:
         with self._lock:
             states = dict(self._states)
+            kept = states.get(state.target)
+            if state.pools is None and kept is not None and kept.pools is not None:
+                state = replace(state, pools=kept.pools)  # the pool poller's part stays
             states[state.target] = state
             self._states = MappingProxyType(states)
             self._generation += 1
             for watcher in self._watchers:
                 watcher(state.target, state)
+
+    def publish_pools(self, target: str, pools: PoolState) -> None:
+        """Replace the pool part of ``target``'s state (ignored once the target is removed)."""
+        with self._lock:
+            current = self._states.get(target)
+            if current is None:
+                return
+            states = dict(self._states)
+            states[target] = replace(current, pools=pools)
+            self._states = MappingProxyType(states)
+            self._generation += 1
+            for watcher in self._watchers:
+                watcher(target, states[target])
 
     def remove(self, target: str) -> None:
         with self._lock:
