@@ -15,6 +15,7 @@ from modelarts_exporter.cloud.statuses import status_of
 from modelarts_exporter.simulator import V2Tenant
 from modelarts_exporter.simulator.v2_jobs import WORKSPACE_2, JobTruth
 from support.simulation import Clock, InProcessExporter, SimFactory, select
+from support.truth import V2_TERMINAL, v2_group
 
 pytestmark = pytest.mark.anyio
 MakeExporter = Callable[..., InProcessExporter]
@@ -27,23 +28,7 @@ USER_FAMILIES = (
     "modelarts_training_job_user_gpu_seconds_total",
     "modelarts_training_job_user_npu_seconds_total",
 )
-# The notes' table (§4), written out again rather than imported from the exporter.
-GROUP = {
-    "Creating": "pending",
-    "Pending": "pending",
-    "Running": "running",
-    "Terminating": "stopping",
-    "Completed": "succeeded",
-    "Failed": "failed",
-    "Terminated": "stopped",
-    "Abnormal": "failed",
-}
-TERMINAL = {"succeeded", "failed", "stopped"}
 V2 = {"api_version": "v2", "workspace_id": f"0,{WORKSPACE_2}", "max_concurrency": 4}
-
-
-def _group(job: JobTruth) -> str:
-    return GROUP.get(job.phase, "unknown")
 
 
 def _family(samples: Samples, name: str, *keys: str) -> dict[Any, float]:
@@ -113,11 +98,11 @@ async def test_v2_oldest_job_names_the_job_and_ties_go_to_the_lowest_id(
         assert await exporter.poll(), exporter.target.poller.state.last_error
         expected: dict[str, tuple[int, str, str]] = {}
         for job in jobs.truth():
-            if _group(job) in TERMINAL or not job.create_ms:
+            if v2_group(job) in V2_TERMINAL or not job.create_ms:
                 continue
             key = (job.create_ms, job.id, job.name)
-            if _group(job) not in expected or key < expected[_group(job)]:
-                expected[_group(job)] = key
+            if v2_group(job) not in expected or key < expected[v2_group(job)]:
+                expected[v2_group(job)] = key
         got = _oldest(exporter.samples())
         assert got == {
             phase: (job_id, name, clock.now - created / 1000)
@@ -143,7 +128,7 @@ def assert_users_match(samples: Samples, jobs: list[JobTruth], max_users: int) -
     gpus: Counter[tuple[str, str]] = Counter()
     npus: Counter[tuple[str, str]] = Counter()
     for job in jobs:
-        key = (label[job.user or "_none"], _group(job))
+        key = (label[job.user or "_none"], v2_group(job))
         listed[key] += 1
         gpus[key] += job.gpus or 0
         npus[key] += job.npus or 0
@@ -166,12 +151,12 @@ def assert_users_match(samples: Samples, jobs: list[JobTruth], max_users: int) -
 def _finished_card_seconds(
     before: list[JobTruth], after: list[JobTruth], label: Mapping[str, str]
 ) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
-    done = {j.id for j in before if _group(j) in TERMINAL}
+    done = {j.id for j in before if v2_group(j) in V2_TERMINAL}
     gpu: Counter[tuple[str, str]] = Counter()
     npu: Counter[tuple[str, str]] = Counter()
     for job in after:
-        if _group(job) in TERMINAL and job.id not in done:
-            key = (label[job.user or "_none"], _group(job))
+        if v2_group(job) in V2_TERMINAL and job.id not in done:
+            key = (label[job.user or "_none"], v2_group(job))
             if job.gpus:
                 gpu[key] += job.gpus * job.duration_ms / 1000
             if job.npus:
