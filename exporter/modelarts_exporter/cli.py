@@ -123,6 +123,8 @@ def _check_config(args: list[str]) -> int:
     print(f"\ntargets polled by shard {settings.shard} of {settings.total_shards}:")
     for target in targets:
         print(f"  {target.name}: {describe_target(target)}")
+        for warning in target.warnings():
+            print(f"modelarts-exporter: warning: {target.name}: {warning}", file=sys.stderr)
     if not targets:
         print("  (none)")
         print(f"modelarts-exporter: warning: {empty_shard(settings, len(every))}", file=sys.stderr)

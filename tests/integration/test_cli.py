@@ -408,3 +408,22 @@ def test_serve_help_shows_meaningful_metavars_and_warns_about_secret_flags() -> 
     text = " ".join(result.stdout.split())
     for secret in ("AUTH_TOKEN", "SECRET_KEY", "SECURITY_TOKEN", "PASSWORD"):
         assert f"visible to every local user in ps: prefer {secret}_FILE or the environment" in text
+
+
+def test_check_config_warns_that_v1_names_no_user() -> None:
+    env = {
+        "MODELARTS_EXPORTER_ENDPOINT": "https://modelarts.example",
+        "MODELARTS_EXPORTER_PROJECT_ID": "p1",
+        "MODELARTS_EXPORTER_AUTH_TOKEN": TOKEN,
+        "MODELARTS_EXPORTER_USER_METRICS": "true",
+    }
+    v1 = run_cli("check-config", env=env)
+    assert v1.returncode == 0, v1.stderr
+    warning, valid = v1.stderr.splitlines()
+    assert warning == (
+        "modelarts-exporter: warning: p1: USER_METRICS with API_VERSION=v1: the v1 API names no "
+        "user, every version counts as user _none"
+    )
+    assert valid == "configuration is valid"
+    v2 = run_cli("check-config", env={**env, "MODELARTS_EXPORTER_API_VERSION": "v2"})
+    assert v2.returncode == 0 and v2.stderr == "configuration is valid\n", v2.stderr

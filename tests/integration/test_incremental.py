@@ -50,9 +50,10 @@ async def test_incremental_and_full_polls_agree_on_every_snapshot(
         },
     )
     tenant = sim.tenant
-    full = exporter_for(sim, page_size=100)
+    # Per-user counts too (every v1 version is user _none).
+    full = exporter_for(sim, page_size=100, user_metrics=True)
     incremental = exporter_for(
-        sim, page_size=100, poll_mode="incremental", full_listing_every=100_000
+        sim, page_size=100, poll_mode="incremental", full_listing_every=100_000, user_metrics=True
     )
     clock = Clock()
     for exporter in (full, incremental):
@@ -81,6 +82,8 @@ async def test_incremental_and_full_polls_agree_on_every_snapshot(
     assert incremental_polls >= 0.9 * polls
     assert select(samples, "modelarts_exporter_listings_total", kind="full") >= 1 + polls // 97
     assert select(samples, "modelarts_training_job_duration_seconds_count") > 100
+    assert select(samples, "modelarts_training_job_oldest_job_seconds") > 0
+    assert select(samples, "modelarts_training_job_user_gpu_seconds_total") > 0
     assert requests(incremental) < 0.7 * requests(full)  # a small tenant: see the benchmark
 
 

@@ -13,29 +13,13 @@ import pytest
 from modelarts_exporter.simulator import V2Tenant
 from modelarts_exporter.simulator.v2_jobs import WORKSPACE_2, JobTruth
 from support.simulation import InProcessExporter, SimFactory, select
-from support.truth import assert_matches_truth, truth
+from support.truth import V2_TERMINAL, assert_matches_truth, truth, v2_group
 
 pytestmark = pytest.mark.anyio
 MakeExporter = Callable[..., InProcessExporter]
 Samples = Mapping[tuple[str, frozenset[tuple[str, str]]], float]
 
-# The notes' table (§4), written out again here rather than imported from the exporter.
-GROUP = {
-    "Creating": "pending",
-    "Pending": "pending",
-    "Running": "running",
-    "Terminating": "stopping",
-    "Completed": "succeeded",
-    "Failed": "failed",
-    "Terminated": "stopped",
-    "Abnormal": "failed",
-}
-TERMINAL = {"succeeded", "failed", "stopped"}
 BOTH_WORKSPACES = f"0,{WORKSPACE_2}"
-
-
-def _group(job: JobTruth) -> str:
-    return GROUP.get(job.phase, "unknown")
 
 
 def _family(samples: Samples, name: str, *keys: str, nonzero: bool = False) -> dict[Any, float]:
@@ -54,9 +38,9 @@ def assert_v2_matches(samples: Samples, jobs: list[JobTruth]) -> None:
     npus: Counter[tuple[str, str, str]] = Counter()
     unknown: Counter[tuple[str, str, str]] = Counter()
     for job in jobs:
-        key = (job.pool_id, job.flavor, _group(job))
+        key = (job.pool_id, job.flavor, v2_group(job))
         by_status[(job.phase,)] += 1
-        by_kind[(job.kind, job.phase, _group(job))] += 1
+        by_kind[(job.kind, job.phase, v2_group(job))] += 1
         pools[key] += 1
         gpus[key] += job.gpus or 0
         npus[key] += job.npus or 0
@@ -79,14 +63,14 @@ def _observed(
 ) -> tuple[Counter[tuple[str, str]], Counter[tuple[str]], dict[tuple[str, str], float]]:
     """Duration counts by (pool, phase), queue counts by pool, GPU+NPU-seconds by (pool, flavor)
     of what happened between two listings."""
-    finished = {j.id for j in before if _group(j) in TERMINAL}
-    started = {j.id for j in before if j.start_ms or _group(j) in TERMINAL}
+    finished = {j.id for j in before if v2_group(j) in V2_TERMINAL}
+    started = {j.id for j in before if j.start_ms or v2_group(j) in V2_TERMINAL}
     durations: Counter[tuple[str, str]] = Counter()
     queue: Counter[tuple[str]] = Counter()
     card_seconds: Counter[tuple[str, str]] = Counter()
     for job in after:
-        if _group(job) in TERMINAL and job.id not in finished:
-            durations[(job.pool_id, _group(job))] += 1
+        if v2_group(job) in V2_TERMINAL and job.id not in finished:
+            durations[(job.pool_id, v2_group(job))] += 1
             cards = (job.gpus or 0) + (job.npus or 0)
             if cards:
                 card_seconds[(job.pool_id, job.flavor)] += cards * job.duration_ms / 1000
@@ -190,7 +174,7 @@ async def test_both_publishes_v1_versions_and_v2_jobs_as_one_target(
     pools = Counter(v1.by_pool)
     gpus = Counter(v1.gpus)
     for job in v2:
-        key = (job.pool_id, job.flavor, _group(job))
+        key = (job.pool_id, job.flavor, v2_group(job))
         pools[key] += 1
         gpus[key] += job.gpus or 0
     where = ("pool_id", "flavor_code", "phase")

@@ -59,7 +59,14 @@ async def test_incremental_and_full_v2_polls_agree_on_every_snapshot(
 ) -> None:
     jobs = V2Tenant(size=600, seed=31, active_fraction=0.05, creation_rate_per_s=0.01)
     sim = simulator(size=0, v2=jobs, offset_mode=offset_mode)
-    options = {"api_version": "v2", "page_size": 50, "workspace_id": f"0,{WORKSPACE_2}"}
+    options = {
+        "api_version": "v2",
+        "page_size": 50,
+        "workspace_id": f"0,{WORKSPACE_2}",
+        # Per-user series as well, 5 users ("" too) capped to 3: the folding must agree.
+        "user_metrics": True,
+        "max_users": 3,
+    }
     full = exporter_for(sim, **options)
     incremental = exporter_for(sim, **options, poll_mode="incremental", full_listing_every=100_000)
     clock = on_one_clock(full, incremental)
@@ -89,6 +96,9 @@ async def test_incremental_and_full_v2_polls_agree_on_every_snapshot(
     assert listings(incremental, "full") >= 1 + polls // 97
     assert select(incremental.samples(), "modelarts_training_job_duration_seconds_count") > 100
     assert requests(incremental) < 0.7 * requests(full)
+    # The named and per-user families were compared with something in them.
+    assert select(incremental.samples(), "modelarts_training_job_oldest_job_seconds") > 0
+    assert select(incremental.samples(), "modelarts_training_job_user_gpu_seconds_total") > 0
 
 
 async def test_count_of_the_items_on_a_page_makes_every_poll_a_full_listing(

@@ -8,7 +8,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from modelarts_exporter.cloud.statuses import status_of
+from modelarts_exporter.simulator.v2_jobs import JobTruth
 from modelarts_exporter.snapshot.aggregate import Snapshot
+
+# The v2 notes' table (§4), written out again here rather than imported from the exporter.
+V2_GROUP = {
+    "Creating": "pending",
+    "Pending": "pending",
+    "Running": "running",
+    "Terminating": "stopping",
+    "Completed": "succeeded",
+    "Failed": "failed",
+    "Terminated": "stopped",
+    "Abnormal": "failed",
+}
+V2_TERMINAL = {"succeeded", "failed", "stopped"}
+
+
+def v2_group(job: JobTruth) -> str:
+    """The phase group a v2 job must be counted in."""
+    return V2_GROUP.get(job.phase, "unknown")
 
 
 @dataclass

@@ -23,10 +23,13 @@ from modelarts_exporter.text import dotted, one_line, validation_lines
 _Millis = Annotated[int | None, Field(ge=0, le=2**53, default=None)]
 _Count = Annotated[int | None, Field(ge=0, le=1_000_000, default=None)]
 _Label = Annotated[str | None, Field(max_length=256, default=None)]
+# Names are not bounded here: a long or odd one must not fail a whole page. What is kept of it
+# is bounded where it is kept or shown (``text.one_line``).
+_Name = Annotated[str | None, Field(default=None)]
 
 
 class Version(TypedDict):
-    """One training-job version as the exporter needs it (names and descriptions are dropped).
+    """One training-job version as the exporter needs it (descriptions are dropped).
 
     Times are epoch milliseconds as the API sends them; ``0`` and ``None`` both mean "not yet".
     Every key is present after parsing (missing optional fields are ``None``).
@@ -46,6 +49,12 @@ class Version(TypedDict):
     flavor_code: _Label
     gpu_num: _Count
     npu_num: _Count
+    version_name: _Name
+    """Raw; shown only for the oldest active version of a phase."""
+    user_name: _Name
+    """The creator (v2 ``metadata.user_name``); the v1 listing has none."""
+    v2_id: _Name
+    """A v2 job's ``metadata.id`` (``version_id`` is its hash); ``None`` for v1."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,6 +114,9 @@ class Metadata(TypedDict):
     id: Annotated[str, Field(min_length=1, max_length=128)]
     create_time: Number
     """Epoch milliseconds."""
+    # Unbounded here (a long name must not fail the page); bounded by ``to_version``.
+    name: Annotated[str | None, Field(default=None)]
+    user_name: Annotated[str | None, Field(default=None)]
 
 
 class Job(TypedDict):

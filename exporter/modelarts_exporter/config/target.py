@@ -241,6 +241,16 @@ class TargetOptions(TargetFields):
             order=self.order,
         )
 
+    def warnings(self) -> list[str]:
+        """What is valid but likely not meant, one line each (``check-config`` and ``serve``
+        say it)."""
+        if self.user_metrics and self.api_version == "v1":
+            return [
+                "USER_METRICS with API_VERSION=v1: the v1 API names no user, every version "
+                "counts as user _none"
+            ]
+        return []
+
     def require_target(self) -> None:
         """What polling needs beyond what validation checks (``simulate`` needs none of it)."""
         missing = []

@@ -303,3 +303,20 @@ class TargetFields(BaseModel):
         "of each node flavor) is kept before it is read again; it is read only when a pool "
         "needs it, and a stale one is used while a new one cannot be read.",
     )
+    # Per-user showback (docs/metrics.md), opt-in: a user label multiplies series.
+    user_metrics: bool = Field(
+        False,
+        description="Publish jobs, GPUs, NPUs and GPU/NPU-seconds per user (v2 "
+        "metadata.user_name): the modelarts_training_job_user_* families, for showback, not "
+        "billing. The v1 API names no user: its versions count as user _none (a warning says "
+        "so). Off, nothing per user is kept.",
+    )
+    max_users: int = Field(
+        100,
+        ge=1,
+        le=1_000_000,
+        description="With USER_METRICS: at most this many users keep series of their own, per "
+        "target: those with the most jobs listed, ties by name. The rest are summed under "
+        "`_other`, so totals stay exact, and counted in "
+        'modelarts_exporter_label_values_overflow{label="user"}.',
+    )

@@ -30,6 +30,7 @@ from modelarts_exporter.listing.source import LISTING_KINDS
 from modelarts_exporter.snapshot.aggregate import Histogram
 from modelarts_exporter.snapshot.labelcap import CAPPED_LABELS
 from modelarts_exporter.snapshot.store import ReloadStatus, TargetState
+from modelarts_exporter.snapshot.users import UserUsage
 
 
 def _family(spec: m.MetricSpec) -> Metric:
@@ -75,9 +76,15 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families = {spec.name: _family(spec) for spec in m.ALL}
-        for state in sorted(self._states(), key=lambda s: s.target):
+        states = sorted(self._states(), key=lambda s: s.target)
+        for state in states:
             self._collect_target(state, families)
             collect_pools(state, families)
+            if state.snapshot is not None and state.snapshot.users is not None:
+                _add_users(state.project_id, state.snapshot.users, families)
+        if not any(s.snapshot is not None and s.snapshot.users is not None for s in states):
+            for spec in m.USER_FAMILIES:
+                del families[spec.name]
         info = families[m.BUILD_INFO.name]
         assert isinstance(info, InfoMetricFamily)
         info.add_metric([], {"version": self._version})
@@ -136,8 +143,24 @@ class StateCollector(Collector):
             _add(f[m.NPU_SECONDS.name], [project, pool, flavor], seconds)
         for phase, seconds in snap.oldest_seconds.items():
             _add(f[m.OLDEST.name], [project, phase.value], seconds)
+        for phase, job in snap.oldest_jobs.items():
+            labels = [project, phase.value, job.job_id, job.job_name]
+            _add(f[m.OLDEST_JOB.name], labels, job.seconds)
         _add(f[m.REPORTED.name], [project], snap.reported_total)
         for kind in LISTING_KINDS:
             _add(f[m.LISTINGS.name], [project, kind], snap.listings.get(kind, 0))
         for label in CAPPED_LABELS:
             _add(f[m.LABEL_OVERFLOW.name], [project, label], snap.overflow.get(label, 0))
+
+
+def _add_users(project: str, users: UserUsage, f: dict[str, Metric]) -> None:
+    for (user, phase), cards in users.cards.items():
+        labels = [project, user, phase.value]
+        _add(f[m.USER_JOBS.name], labels, cards.jobs)
+        _add(f[m.USER_GPUS.name], labels, cards.gpus)
+        _add(f[m.USER_NPUS.name], labels, cards.npus)
+    for (user, phase), seconds in users.gpu_seconds.items():
+        _add(f[m.USER_GPU_SECONDS.name], [project, user, phase.value], seconds)
+    for (user, phase), seconds in users.npu_seconds.items():
+        _add(f[m.USER_NPU_SECONDS.name], [project, user, phase.value], seconds)
+    _add(f[m.LABEL_OVERFLOW.name], [project, "user"], users.overflow)

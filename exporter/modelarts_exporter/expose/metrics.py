@@ -82,6 +82,50 @@ OLDEST = _spec(
     "0 when none.",
     "project_id", "phase",
 )  # fmt: skip
+OLDEST_JOB = _spec(
+    "modelarts_training_job_oldest_job_seconds",
+    "gauge",
+    "Age in seconds of the oldest version in each non-terminal phase (as _oldest_seconds), "
+    "naming it: job_id (v1 version_id, v2 metadata.id) and job_name; absent when none.",
+    "project_id", "phase", "job_id", "job_name",
+)  # fmt: skip
+USER_JOBS = _spec(
+    "modelarts_training_job_user_jobs",
+    "gauge",
+    "Training jobs currently listed, per user (v2 metadata.user_name; _none without one) and "
+    "phase; only with USER_METRICS.",
+    "project_id", "user", "phase",
+)  # fmt: skip
+USER_GPUS = _spec(
+    "modelarts_training_job_user_gpus",
+    "gauge",
+    "GPUs requested by the listed jobs, per user and phase; only with USER_METRICS.",
+    "project_id", "user", "phase",
+)  # fmt: skip
+USER_NPUS = _spec(
+    "modelarts_training_job_user_npus",
+    "gauge",
+    "NPUs requested by the listed jobs, per user and phase; only with USER_METRICS.",
+    "project_id", "user", "phase",
+)  # fmt: skip
+USER_GPU_SECONDS = _spec(
+    "modelarts_training_job_user_gpu_seconds_total",
+    "counter",
+    "GPU-seconds (GPUs times run time) of jobs that finished since the exporter started, per "
+    "user and the terminal phase they finished in; only with USER_METRICS.",
+    "project_id", "user", "phase",
+)  # fmt: skip
+USER_NPU_SECONDS = _spec(
+    "modelarts_training_job_user_npu_seconds_total",
+    "counter",
+    "NPU-seconds (NPUs times run time) of jobs that finished since the exporter started, per "
+    "user and the terminal phase they finished in; only with USER_METRICS.",
+    "project_id", "user", "phase",
+)  # fmt: skip
+USER_FAMILIES: tuple[MetricSpec, ...] = (
+    USER_JOBS, USER_GPUS, USER_NPUS, USER_GPU_SECONDS, USER_NPU_SECONDS,
+)  # fmt: skip
+"""Exposed only when a target has USER_METRICS on: otherwise not even their HELP lines."""
 JOBS = _spec(
     "modelarts_training_jobs",
     "gauge",
@@ -180,6 +224,7 @@ ALL: tuple[MetricSpec, ...] = (
     VERSIONS, JOBS, POOL_VERSIONS, GPUS, NPUS, ACCELERATORS_UNKNOWN, DURATION, QUEUE, GPU_SECONDS,
     NPU_SECONDS, OLDEST, REPORTED, UP, LAST_SUCCESS, POLL_DURATION, POLL_ERRORS, API_REQUESTS,
     LISTINGS, LABEL_OVERFLOW, BUILD_INFO, SHARD_INFO, WEB_CONFIG_RELOAD_OK, WEB_CONFIG_RELOAD_TIME,
+    OLDEST_JOB, *USER_FAMILIES,
 )  # fmt: skip
 
 POLL_DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

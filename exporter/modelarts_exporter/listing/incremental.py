@@ -46,6 +46,7 @@ from modelarts_exporter.listing.inventory import (
     Observations,
     gauge_key,
     transition,
+    user_key,
 )
 from modelarts_exporter.listing.source import PagedSource, UnreliablePageError
 
@@ -216,6 +217,7 @@ class IncrementalLister:
         inventory = listed.inventory
         flags = bytearray(inventory.flags)
         terminal = Counter(listed.terminal)
+        users = None if listed.users is None else Counter(listed.users)
         active = dict(listed.active)
         new = Inventory()
         found = Observations()
@@ -235,6 +237,8 @@ class IncrementalLister:
                 del active[vid]
             if state & FINISHED:
                 terminal[gauge_key(version)] += 1
+                if users is not None:
+                    users[user_key(version)] += 1
             else:
                 active[vid] = version
         result = Listed(
@@ -242,6 +246,7 @@ class IncrementalLister:
             terminal=terminal,
             active=active,
             reported={ws.index: ws.total for ws in workspaces},
+            users=users,
         )
         self._sorted_for = result.inventory
         for ws in workspaces:

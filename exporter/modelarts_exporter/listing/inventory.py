@@ -4,7 +4,8 @@ A poll never holds every record of a listing. Pages are folded in as they arrive
 (:class:`ListingBuilder`) into:
 
 - gauge counts of terminal versions, by ``(status, pool_id, flavor_code, gpu_num, npu_num)`` — a
-  few hundred keys whatever the tenant's size;
+  few hundred keys whatever the tenant's size — and, only with per-user metrics, by
+  ``(user_name, status, gpu_num, npu_num)``;
 - the records of the *active* (non-terminal) versions, which change and are few;
 - an :class:`Inventory` of every version: sorted ids with aligned columns (create time, workspace,
   observe-once flags), about 18 bytes a version.
@@ -48,6 +49,9 @@ GaugeKey = tuple[int, str | None, str | None, int | None, int | None]
 gauge_key: Callable[[Version], GaugeKey] = itemgetter(
     "status", "pool_id", "flavor_code", "gpu_num", "npu_num"
 )
+UserKey = tuple[str | None, int, int | None, int | None]
+"""``(user_name, status, gpu_num, npu_num)`` as the API sent them."""
+user_key: Callable[[Version], UserKey] = itemgetter("user_name", "status", "gpu_num", "npu_num")
 _ID: Callable[[Version], int] = itemgetter("version_id")
 _STATUS: Callable[[Version], int] = itemgetter("status")
 TERMINAL_CODES = frozenset(code for code in range(256) if status_of(code).phase.terminal)
@@ -136,14 +140,18 @@ class Listed:
     """Every non-terminal version (unknown status codes included)."""
     reported: dict[int, int] = field(default_factory=dict)
     """``total_count`` of the unfiltered listing, by workspace index."""
+    users: Counter[UserKey] | None = None
+    """Gauge counts of the terminal versions by user; ``None`` without per-user metrics (then
+    nothing per user is kept)."""
 
 
 @dataclass(slots=True)
 class Observations:
     """Observe-once events found by a poll, applied to the ledger only when the poll succeeds."""
 
-    finished: list[tuple[str, str, Phase, int, int, int]] = field(default_factory=list)
-    """``(pool, flavor, phase, run ms, gpus, npus)`` of versions first seen finished."""
+    finished: list[tuple[str, str, Phase, int, int, int, str | None]] = field(default_factory=list)
+    """``(pool, flavor, phase, run ms, gpus, npus, user_name)`` of versions first seen
+    finished."""
     queued: list[tuple[str, int]] = field(default_factory=list)
     """``(pool, queue ms)`` of versions seen started for the first time."""
 
@@ -182,7 +190,15 @@ def transition(version: Version, old: int, found: Observations | None) -> int:
         flavor = version["flavor_code"] or UNKNOWN_FLAVOR
         ran = run_ms(version)
         found.finished.append(
-            (pool, flavor, phase, ran, version["gpu_num"] or 0, version["npu_num"] or 0)
+            (
+                pool,
+                flavor,
+                phase,
+                ran,
+                version["gpu_num"] or 0,
+                version["npu_num"] or 0,
+                version["user_name"],
+            )
         )
     start, created = version["start_time"], version["create_time"]
     if not old & STARTED and start and created:
@@ -196,14 +212,15 @@ class ListingBuilder:
     listing moved while it was read), and :meth:`start_pass` forgets what the current pass added.
     """
 
-    def __init__(self, previous: Inventory, *, observe: bool = True) -> None:
+    def __init__(self, previous: Inventory, *, observe: bool = True, users: bool = False) -> None:
+        """``users``: keep the counts by user (:attr:`Listed.users`)."""
         self._old = previous
         self._seen = bytearray(len(previous))
         self._flags = bytearray(previous.flags)
         self._new = Inventory()
         """Versions the previous inventory did not have, in arrival order."""
         self._new_ids: set[int] = set()
-        self._result = Listed()
+        self._result = Listed(users=Counter() if users else None)
         self._observe = observe
         self._found = Observations()
         self._workspace = 0
@@ -213,6 +230,9 @@ class ListingBuilder:
         self._pass_new = Inventory()
         self._pass_new_ids: set[int] = set()
         self._pass_terminal: Counter[GaugeKey] = Counter()
+        self._pass_users: Counter[UserKey] | None = (
+            None if self._result.users is None else Counter()
+        )
         self._pass_active: dict[int, Version] = {}
         self._pass_found = Observations()
         self._pass_count = 0
@@ -243,6 +263,8 @@ class ListingBuilder:
         else:
             self._new_ids = self._pass_new_ids
         self._result.terminal.update(self._pass_terminal)
+        if self._result.users is not None and self._pass_users is not None:
+            self._result.users.update(self._pass_users)
         self._result.active.update(self._pass_active)
         self._result.reported[workspace] = reported_total
         self._found.extend(self._pass_found)
@@ -273,6 +295,8 @@ class ListingBuilder:
             return False
         self._seen[start:stop] = bytes([_THIS_PASS]) * len(ids)
         self._pass_terminal.update(map(gauge_key, versions))
+        if self._pass_users is not None:
+            self._pass_users.update(map(user_key, versions))
         self._pass_count += len(ids)
         return True
 
@@ -281,7 +305,7 @@ class ListingBuilder:
         old_ids, size = old.ids, len(old.ids)
         pass_new, pass_new_ids, earlier_new_ids = self._pass_new, self._pass_new_ids, self._new_ids
         found = self._pass_found if self._observe else None
-        active, terminal = self._pass_active, self._pass_terminal
+        active, terminal, users = self._pass_active, self._pass_terminal, self._pass_users
         row = -2
         for version in versions:
             vid = version["version_id"]
@@ -307,5 +331,7 @@ class ListingBuilder:
             self._pass_count += 1
             if new & FINISHED:
                 terminal[gauge_key(version)] += 1
+                if users is not None:
+                    users[user_key(version)] += 1
             else:
                 active[vid] = version

@@ -11,6 +11,9 @@ time, queue time and accelerator-seconds mean exactly what they mean for v1 (not
   ``start_time + duration``, else its last running record's ``end_at``.
 - ``gpu_num``/``npu_num`` from :func:`accelerators`; both ``None`` when they cannot be known
   (the snapshot counts such jobs in a series of their own, never as 0).
+- ``v2_id``, ``version_name``, ``user_name``: ``metadata.id``, ``.name`` and ``.user_name``, the
+  last two made one bounded printable line (:data:`MAX_NAME`); the name only for an active job,
+  the one kind shown by name.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from modelarts_exporter.cloud.errors import PollError, Reason
 from modelarts_exporter.cloud.models import Version
 from modelarts_exporter.cloud.v2_models import Accelerators, Job, Resource
 from modelarts_exporter.cloud.v2_statuses import status_for
+from modelarts_exporter.text import one_line
 
 POOL_FLAVOR_CARDS = {"xlarge": 1, "2xlarge": 2, "4xlarge": 4, "8xlarge": 8}
 """Cards per node of the dedicated-pool flavors ``modelarts.pool.visual.<size>`` (notes §3)."""
@@ -30,6 +34,8 @@ MAX_CARDS_PER_NODE = 1024
 MAX_NODES = 100_000
 
 GPU, NPU = "gpu", "npu"
+MAX_NAME = 128
+"""Longest job or user name kept (labels ``job_name``, ``user``)."""
 
 
 def job_id(uuid: str) -> int:
@@ -154,10 +160,12 @@ def to_version(job: Job) -> Version:
             elif records and records[-1]["end_at"]:
                 end = int(records[-1]["end_at"] * 1000)
     cards = accelerators(resource)
+    metadata = job["metadata"]
+    name, user = metadata["name"], metadata["user_name"]
     return {
-        "version_id": job_id(job["metadata"]["id"]),
+        "version_id": job_id(metadata["id"]),
         "status": code.code,
-        "create_time": _millis(job["metadata"]["create_time"]),
+        "create_time": _millis(metadata["create_time"]),
         "start_time": start,
         "end_time": end,
         "duration": duration,
@@ -165,4 +173,7 @@ def to_version(job: Job) -> Version:
         "flavor_code": resource["flavor_id"] if resource else None,
         "gpu_num": None if cards is None else cards[0],
         "npu_num": None if cards is None else cards[1],
+        "version_name": one_line(name, MAX_NAME) if name and not code.phase.terminal else None,
+        "user_name": one_line(user, MAX_NAME) if user else None,
+        "v2_id": metadata["id"],
     }

@@ -53,8 +53,10 @@ class TargetPoller:
         statuses: Iterable[Status] | None = None,
         api_version: str = "v1",
         max_label_values: int = DEFAULT_CAP,
+        max_users: int | None = None,
     ) -> None:
-        """``statuses``: exported even when no version has them (default: v1's)."""
+        """``statuses``: exported even when no version has them (default: v1's);
+        ``max_users``: per-user numbers, capped to that many users (``None``: none)."""
         self.target = target
         self.interval_seconds = interval_seconds
         self._project_id = project_id
@@ -62,7 +64,7 @@ class TargetPoller:
         self._store = store
         self._timeout = timeout_seconds
         self._clock = clock
-        self._ledger = Ledger(statuses, max_label_values)
+        self._ledger = Ledger(statuses, max_label_values, max_users)
         self._incremental = incremental
         self._full_every = full_listing_every
         self._since_full = 0

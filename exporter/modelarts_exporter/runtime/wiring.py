@@ -109,6 +109,8 @@ def build_target(
     # Whatever path a target comes from (flags, a config file, a test), its secrets are masked
     # in every log line and error text from the start.
     logs.redact(*settings.secrets())
+    for warning in settings.warnings():
+        log.warning("%s target=%s", warning, settings.name)
     auth = _auth(settings, transport)
     options = _http_options(settings)
     one_connection = httpx.Limits(max_connections=1, max_keepalive_connections=1)
@@ -163,6 +165,7 @@ def build_target(
         statuses=statuses,
         api_version=settings.api_version,
         max_label_values=settings.max_label_values,
+        max_users=settings.max_users if settings.user_metrics else None,
     )
     target = Target(poller, client, auth)
     if settings.pools:

@@ -95,6 +95,10 @@ class JobTruth:
     create_ms: int
     start_ms: int
     duration_ms: int
+    user: str = ""
+    """``metadata.user_name`` as served ("" for none)."""
+    name: str = ""
+    """``metadata.name`` as served."""
 
 
 def pick(rng: random.Random, table: Sequence[tuple[Any, float]]) -> Any:

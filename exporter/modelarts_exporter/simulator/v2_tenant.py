@@ -46,6 +46,7 @@ class V2Tenant:
 
     ``speed``, as for :class:`~.tenant.Tenant`: jobs are created ``speed`` times as often and
     each phase lasts ``1/speed`` as long, while the clock keeps the pace :meth:`advance` gives it.
+    ``users``: the ``user_name`` values jobs are drawn from, evenly ("" is none).
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class V2Tenant:
         undocumented_fraction: float = 0.02,
         creation_rate_per_s: float = 0.02,
         speed: float = 1.0,
+        users: Sequence[str] = USERS,
     ) -> None:
         if not (speed > 0 and math.isfinite(speed)):
             raise ValueError(f"speed must be a finite number > 0, got {speed}")
@@ -66,6 +68,7 @@ class V2Tenant:
         self._rng = random.Random(f"modelarts-sim-v2:{seed}")
         self._now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
         self._workspaces = tuple(workspaces)
+        self._users = tuple(users)
         self._rate = creation_rate_per_s * speed
         self._mean_dwell_s = MEAN_DWELL_S / speed
         self._jobs: dict[str, Job] = {}
@@ -97,7 +100,7 @@ class V2Tenant:
             kind=pick(rng, KINDS),
             profile=pick(rng, PROFILES),
             nodes=rng.choice((1, 1, 2, 4)),
-            user=rng.choice(USERS),
+            user=rng.choice(self._users),
             workspace=rng.choice(self._workspaces),
             create_ms=created,
             phase=phase,
@@ -207,6 +210,8 @@ class V2Tenant:
             create_ms=job.create_ms,
             start_ms=job.start_ms,
             duration_ms=self._duration(job),
+            user=job.user,
+            name=job.name,
         )
 
     def _duration(self, job: Job) -> int:

@@ -37,8 +37,9 @@ from modelarts_exporter.listing.inventory import (
     run_ms,
 )
 from modelarts_exporter.listing.source import ListingKind
-from modelarts_exporter.snapshot.counts import Counted, PoolKey, count
+from modelarts_exporter.snapshot.counts import Counted, OldestJob, PoolKey, count, oldest_job
 from modelarts_exporter.snapshot.labelcap import DEFAULT_CAP, OTHER, Admitted, kept, totals
+from modelarts_exporter.snapshot.users import UserLedger, UserUsage
 
 DURATION_BUCKETS: tuple[float, ...] = (
     60, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800,
@@ -126,6 +127,10 @@ class Snapshot:
     overflow: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     """Per capped label: how many distinct values of the listing are summed under ``_other``
     in the gauges (0 when none)."""
+    oldest_jobs: Mapping[Phase, OldestJob] = field(default_factory=lambda: MappingProxyType({}))
+    """The oldest version of each non-terminal phase that has one with a create time."""
+    users: UserUsage | None = None
+    """Per-user numbers (:mod:`.users`); ``None`` unless asked for."""
 
     def phase_totals(self) -> dict[Phase, int]:
         totals = dict.fromkeys(Phase, 0)
@@ -181,11 +186,15 @@ class Ledger:
     feeds it complete listings only (:meth:`commit`), so a failed poll leaves it untouched."""
 
     def __init__(
-        self, statuses: Iterable[Status] | None = None, max_label_values: int = DEFAULT_CAP
+        self,
+        statuses: Iterable[Status] | None = None,
+        max_label_values: int = DEFAULT_CAP,
+        max_users: int | None = None,
     ) -> None:
         """``statuses``: those exported even when no version has them (default: v1's);
         ``max_label_values``: how many distinct values of a label from the API keep series of
-        their own (:mod:`.labelcap`)."""
+        their own (:mod:`.labelcap`); ``max_users``: the same for users, with per-user
+        numbers (:mod:`.users`) only when given."""
         self._statuses = tuple(KNOWN.values() if statuses is None else statuses)
         self._cap = max_label_values
         self._pools = Admitted(max_label_values)
@@ -198,11 +207,12 @@ class Ledger:
         self._gpu_ms: dict[FlavorKey, int] = {}
         self._npu_ms: dict[FlavorKey, int] = {}
         self._listings: dict[ListingKind, int] = {}
+        self._users = None if max_users is None else UserLedger(max_users)
 
     def builder(self) -> ListingBuilder:
         """A builder for the next full listing, against what the last one held."""
         previous = self.listed.inventory if self.listed else Listed().inventory
-        return ListingBuilder(previous, observe=self._baseline_done)
+        return ListingBuilder(previous, observe=self._baseline_done, users=self._users is not None)
 
     def commit(
         self, listed: Listed, found: Observations, now: float, kind: ListingKind = "full"
@@ -215,15 +225,16 @@ class Ledger:
         pools = kept(totals((p, u[0]) for (p, _, _), u in counted.usage.items()), self._cap)
         flavors = kept(totals((f, u[0]) for (_, f, _), u in counted.usage.items()), self._cap)
         if self._baseline_done:
-            for pool, flavor, phase, ran, gpus, npus in found.finished:
+            for pool, flavor, phase, ran, gpus, npus, _ in found.finished:
                 pool_label = self._pools.label(pool, pools)
                 flavor_label = self._flavors.label(flavor, flavors)
                 self._observe_finished(pool_label, flavor_label, phase, ran, gpus, npus)
             for pool, ms in found.queued:
                 self._observe_queue(self._pools.label(pool, pools), ms)
+        users = self._users.commit(listed, found, self._baseline_done) if self._users else None
         self._baseline_done = True
         self.listed = listed
-        return self._snapshot(listed, counted, pools, flavors, now)
+        return replace(self._snapshot(listed, counted, pools, flavors, now), users=users)
 
     def update(self, versions: Iterable[Version], reported_total: int, now: float) -> Snapshot:
         """Commit a listing given as one collection of versions (tests, small tools)."""
@@ -304,6 +315,9 @@ class Ledger:
             listings=MappingProxyType(dict(self._listings)),
             accelerators_unknown=MappingProxyType(dict(sorted(unknown.items()))),
             overflow=MappingProxyType(overflow),
+            oldest_jobs=MappingProxyType(
+                {phase: oldest_job(v, now) for phase, v in counted.oldest.items()}
+            ),
         )
 
 

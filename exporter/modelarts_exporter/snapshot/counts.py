@@ -5,11 +5,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modelarts_exporter.cloud.models import Version
 from modelarts_exporter.cloud.statuses import Phase, status_of
 from modelarts_exporter.listing.inventory import PUBLIC_POOL, UNKNOWN_FLAVOR, Listed
+from modelarts_exporter.listing.v2_jobs import MAX_NAME
+from modelarts_exporter.text import one_line
 
 PoolKey = tuple[str, str, Phase]
 """``(pool_id, flavor_code, phase)``"""
+
+
+@dataclass(frozen=True, slots=True)
+class OldestJob:
+    """The oldest version of a phase, named: ``job_id``, ``job_name`` (bounded, printable)."""
+
+    job_id: str
+    job_name: str
+    seconds: float
 
 
 @dataclass(slots=True)
@@ -20,6 +32,9 @@ class Counted:
     """``[versions, gpus, npus]`` per pool, flavor and phase."""
     oldest_ms: dict[Phase, int] = field(default_factory=dict)
     """The earliest create time (ms) per active phase that has versions."""
+    oldest: dict[Phase, Version] = field(default_factory=dict)
+    """The version of that create time: of several, the one of lowest id (v1 ids before v2's,
+    v2 by ``metadata.id``), so the choice depends on the listing alone."""
     unknown: dict[PoolKey, int] = field(default_factory=dict)
     """v2 jobs whose GPU/NPU count cannot be known."""
 
@@ -53,9 +68,29 @@ def count(listed: Listed) -> Counted:
 
     for (status, pool, flavor, gpus, npus), n in listed.terminal.items():
         add(status, pool, flavor, gpus, npus, n)
+    oldest = counted.oldest
     for v in listed.active.values():
         add(v["status"], v["pool_id"], v["flavor_code"], v["gpu_num"], v["npu_num"], 1)
         phase = status_of(v["status"]).phase
-        if v["create_time"] and v["create_time"] < oldest_ms.get(phase, 2**63):
-            oldest_ms[phase] = v["create_time"]
+        created = v["create_time"]
+        if created and created <= oldest_ms.get(phase, 2**63):
+            if created == oldest_ms.get(phase) and _order(oldest[phase]) <= _order(v):
+                continue
+            oldest_ms[phase] = created
+            oldest[phase] = v
     return counted
+
+
+def _order(version: Version) -> tuple[str, int]:
+    """How versions of one create time are ordered (v1 ids sort before any v2 id)."""
+    return version["v2_id"] or "", version["version_id"]
+
+
+def oldest_job(version: Version, now: float) -> OldestJob:
+    """``version`` named, aged at ``now`` (as ``oldest_seconds`` ages it)."""
+    v2_id, name = version["v2_id"], version["version_name"]
+    return OldestJob(
+        one_line(v2_id, MAX_NAME) if v2_id else str(version["version_id"]),
+        one_line(name, MAX_NAME) if name else "",
+        max(0.0, now - (version["create_time"] or 0) / 1000.0),
+    )
