@@ -109,34 +109,22 @@ class Background:
             process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
         return cls(process, log)
 
-    def wait_ok(self, url: str, timeout: float = 20) -> None:
-        """Waits until ``url`` answers 200; fails with the log if the process exits or times out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"{self.process.args} exited {self.process.returncode}:\n{self.output}")
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"{url} did not answer 200 within {timeout} s:\n{self.output}")
-
-    def wait_sample(self, url: str, sample: re.Pattern[str], timeout: float = 20) -> None:
-        """Waits until the exposition at ``url`` has a line matching ``sample``; fails with the
+    def wait_ok(self, url: str, timeout: float = 20, has: re.Pattern[str] | None = None) -> None:
+        """Waits until ``url`` answers 200 (with a body ``has`` matches, if given); fails with the
         log if the process exits or times out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"{self.process.args} exited {self.process.returncode}:\n{self.output}")
             try:
-                if sample.search(httpx.get(url, timeout=1).text):
+                answer = httpx.get(url, timeout=1)
+                if answer.status_code == 200 and (has is None or has.search(answer.text)):
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        pytest.fail(f"{url} had no line {sample.pattern} within {timeout} s:\n{self.output}")
+        wanted = "200" if has is None else f"200 with {has.pattern}"
+        pytest.fail(f"{url} did not answer {wanted} within {timeout} s:\n{self.output}")
 
     @property
     def output(self) -> str:
@@ -295,7 +283,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # The stuck project's API starts failing once its exporter holds a job snapshot and a
         # pool snapshot.
         stuck_exporter.wait_ok(f"http://{targets[1]}/readyz")
-        stuck_exporter.wait_sample(f"http://{targets[1]}/metrics", POOL_POLLED)
+        stuck_exporter.wait_ok(f"http://{targets[1]}/metrics", has=POOL_POLLED)
         stuck.faults.add(FaultRule(FaultKind.THROTTLE, retry_after=None))
         stuck.pools.failing["pools"] = 503
         web_config.write_text("http_server_config: [not, a, mapping\n")
