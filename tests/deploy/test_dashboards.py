@@ -206,7 +206,6 @@ def test_capacity_filters_by_project_and_pool_and_names_pools() -> None:
     for target in per_pool:
         expr = target["expr"]
         assert 'pool_id=~"$pool_id"' in expr, expr
-        # A legend or table row per pool shows its name: joined in, never the bare id.
+        # A series or table row per pool shows its name, joined in; the legend not the bare id.
+        assert expr.endswith(POOL_NAMES), expr
         assert "{{pool_id}}" not in target["legendFormat"], expr
-        if "{{pool_name}}" in target["legendFormat"] or target.get("format") == "table":
-            assert expr.endswith(POOL_NAMES), expr
