@@ -25,6 +25,7 @@ from support.deploy import (
 EXPECTED_UIDS = {
     "modelarts-overview.json": "modelarts-overview",
     "modelarts-exporter-health.json": "modelarts-exporter-health",
+    "modelarts-capacity.json": "modelarts-capacity",
 }
 """Stable uids: links and bookmarks to the dashboards depend on them."""
 
@@ -33,6 +34,7 @@ PANEL_TYPES = {
     "timeseries": f"{_SCHEMA}/timeseries/panelcfg/x/TimeSeriesPanelCfg_types.gen",
     "stat": f"{_SCHEMA}/stat/panelcfg/x/StatPanelCfg_types.gen",
     "bargauge": f"{_SCHEMA}/bargauge/panelcfg/x/BarGaugePanelCfg_types.gen",
+    "table": f"{_SCHEMA}/table/panelcfg/x/TablePanelCfg_types.gen",
 }
 """Panel plugin -> module with its Options and FieldConfig types; rows have neither."""
 
@@ -184,3 +186,26 @@ def test_overview_filters_by_project_pool_and_flavor() -> None:
     assert names == ["datasource", "project_id", "pool_id", "flavor_code"]
     exprs = [target["expr"] for panel in panels(dashboard) for target in panel.get("targets", [])]
     assert all('project_id=~"$project_id"' in expr for expr in exprs)
+
+
+POOL_NAMES = (
+    "* on (project_id, pool_id) group_left (pool_name)\n"
+    'max by (project_id, pool_id, pool_name) (modelarts_pool_info{project_id=~"$project_id"})'
+)
+"""How the capacity dashboard gives a per-pool series its display name (only _info has it)."""
+
+
+def test_capacity_filters_by_project_and_pool_and_names_pools() -> None:
+    dashboard = dashboards()["modelarts-capacity.json"]
+    names = [variable["name"] for variable in dashboard["templating"]["list"]]
+    assert names == ["datasource", "project_id", "pool_id"]
+    targets = [target for panel in panels(dashboard) for target in panel.get("targets", [])]
+    assert all('project_id=~"$project_id"' in target["expr"] for target in targets)
+    per_pool = [target for target in targets if "by (project_id, pool_id" in target["expr"]]
+    assert len(per_pool) > 10
+    for target in per_pool:
+        expr = target["expr"]
+        assert 'pool_id=~"$pool_id"' in expr, expr
+        # A series or table row per pool shows its name, joined in; the legend not the bare id.
+        assert expr.endswith(POOL_NAMES), expr
+        assert "{{pool_id}}" not in target["legendFormat"], expr

@@ -453,7 +453,7 @@ def test_dashboards_configmap_equals_grafana_dashboards() -> None:
     )
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     expected = {path.name: path.read_text() for path in sorted(DASHBOARDS.glob("*.json"))}
-    assert len(expected) == 2
+    assert len(expected) == 3
     assert config_map["data"] == expected
 
 

@@ -121,6 +121,8 @@ def test_alertmanager_example_is_valid() -> None:
         (["alertname=ModelArtsExporterPollFailing", "severity=warning"], "monitoring-team"),
         (["alertname=ModelArtsApiThrottled", "severity=warning"], "monitoring-team"),
         (["alertname=ModelArtsPoolGpuStarvation", "severity=warning"], "ml-platform"),
+        (["alertname=ModelArtsPoolPollFailing", "severity=warning"], "monitoring-team"),
+        (["alertname=ModelArtsPoolOutOfFreeCards", "severity=warning"], "ml-platform"),
         (["alertname=ModelArtsTrainingJobFailureRatioHigh", "severity=warning"], "ml-platform"),
         (["alertname=SomethingElse", "severity=critical"], "default"),
     ],
