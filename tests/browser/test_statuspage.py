@@ -48,7 +48,7 @@ class _PageText(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self._open.append(tag)
-        if tag in ("title", "h1", "h2", "th", "td", "p"):
+        if tag in ("title", "h1", "h2", "h3", "th", "td", "p"):
             self._text = ""
         if tag == "table":
             self.tables.append({})
@@ -61,7 +61,7 @@ class _PageText(HTMLParser):
         text = " ".join(self._text.split())
         if tag == "title":
             self.title = text
-        elif tag in ("h1", "h2"):
+        elif tag in ("h1", "h2", "h3"):
             self.headings.append(text)
         elif tag == "p":
             self.paragraphs.append(text)
@@ -151,13 +151,22 @@ async def test_status_page_after_a_good_and_a_failed_poll(
         return f"{phase}: {gpus} GPU{'s' * (gpus != 1)}, {npus} NPU{'s' * (npus != 1)}"
 
     assert await exporter.poll()
+    assert exporter.target.pools is not None
+    await exporter.target.pools.poll()
 
     good = rendered(url, ARTIFACTS / "statuspage-ok.png", tmp_path / "profile")
     assert good.title == "ModelArts exporter"
-    assert good.headings == [f"ModelArts exporter {__version__}", sim.project_id]
+    assert good.headings == [
+        f"ModelArts exporter {__version__}",
+        sim.project_id,
+        "Oldest job per phase",
+        "Resource pools",
+    ]
     assert good.links == ["/", "/metrics", "/healthz", "/readyz"]
     assert good.paragraphs[0] == "1 target: 1 up."
-    (target,) = good.tables
+    target, stuck, pools = good.tables
+    # Which job and how many cards: test_showback.py and the integration test_statuspage.py.
+    assert stuck and pools
     assert target["Status"] == "up"
     assert target["Project"] == sim.project_id
     assert target["Last poll"].endswith(" s") and " ago), took " in target["Last poll"]
@@ -170,7 +179,7 @@ async def test_status_page_after_a_good_and_a_failed_poll(
     assert not await exporter.poll()
 
     failed = rendered(url, ARTIFACTS / "statuspage-failed.png", tmp_path / "profile")
-    (after,) = failed.tables
+    after, *_ = failed.tables
     assert after["Status"] == "down"
     assert failed.paragraphs[0] == f"1 target: 1 down ({sim.project_id}), 0 up."
     assert after["Last error"].startswith("server_error ")

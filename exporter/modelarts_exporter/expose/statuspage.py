@@ -1,5 +1,7 @@
 """The page an operator opens when an alert fires: a summary line, then per target (those down
-first) is it polling, since when, what went wrong last, and what the last good snapshot says.
+first) is it polling, since when, what went wrong last, what the last good snapshot says, which
+job has waited longest in each active phase (the stuck one, named), and how many cards each
+resource pool has free.
 Plain server-rendered HTML, no external assets, every value escaped (target names and error texts
 come from config and the API). It reloads itself about once a poll interval, so a page left open
 on a wall screen stays current; the "Refresh" link does it at once."""
@@ -10,7 +12,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 
-from modelarts_exporter.cloud.statuses import Phase
+from modelarts_exporter.cloud.quantity import CARD_KINDS
+from modelarts_exporter.cloud.statuses import ACTIVE_PHASES, Phase
+from modelarts_exporter.snapshot.pool_state import Cards, PoolRecord, PoolState
 from modelarts_exporter.snapshot.store import TargetState
 
 _STYLE = """
@@ -20,6 +24,7 @@ th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
 th{background:#f3f3f3}.up{color:#176f2c;font-weight:bold}.down{color:#b00020;font-weight:bold}
 code{background:#f6f6f6;padding:0 3px}
 .summary{font-size:1.1em}
+td.n{text-align:right}
 """
 MIN_REFRESH_SECONDS = 5
 MAX_REFRESH_SECONDS = 300
@@ -36,6 +41,100 @@ def _when(timestamp: float | None, now: float) -> str:
 def _count(n: int, noun: str) -> str:
     """``1 GPU``, ``0 GPUs``, ``8 NPUs``."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _age(seconds: float) -> str:
+    """``42 s``, ``17 min``, ``3 h 05 min``, ``2 d 4 h``: an age read at a glance."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: frozenset[int]) -> str:
+    """A table of cells already escaped; the columns in ``numeric`` are right-aligned."""
+    th = "".join(f"<th>{h}</th>" for h in head)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="n">{c}</td>' if i in numeric else f"<td>{c}</td>"
+            for i, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def _stuck_jobs(state: TargetState) -> str:
+    """The oldest job of each active phase, as ``oldest_job_seconds`` names it."""
+    snap = state.snapshot
+    if snap is None or not snap.oldest_jobs:
+        return ""
+    rows = [
+        (phase.value, _age(job.seconds), f"<code>{escape(job.job_id)}</code>", escape(job.job_name))
+        for phase in ACTIVE_PHASES
+        if (job := snap.oldest_jobs.get(phase)) is not None
+    ]
+    return "<h3>Oldest job per phase</h3>" + _table(
+        ("Phase", "Waiting for", "Job id", "Job name"), rows, frozenset({1})
+    )
+
+
+def _cards(cards: Cards | None) -> str:
+    """``6 / 16`` free of total, ``? / 16`` when the source does not tell what is free."""
+    if cards is None:
+        return "none"
+    free = "?" if cards.free is None else f"{cards.free:g}"
+    return f"{free} / {cards.capacity:g}"
+
+
+def _pool_row(pool: PoolRecord) -> tuple[str, ...]:
+    by_kind = {kind: (cards, source) for (kind, source), cards in pool.cards.items()}
+    sources = sorted({source for _, source in by_kind.values()})
+    phase = ", ".join(sorted(pool.phases))
+    bad = sum(n for (_, node_state), n in pool.nodes.items() if node_state != "available")
+    return (
+        f"<code>{escape(pool.pool_id)}</code>",
+        escape(pool.pool_name),
+        escape(phase),
+        *(_cards(by_kind[kind][0] if kind in by_kind else None) for kind in CARD_KINDS),
+        str(bad),
+        escape(", ".join(sources) or "none"),
+    )
+
+
+def _pools(pools: PoolState | None, now: float) -> str:
+    """Free and total cards per pool, and how pool polling goes."""
+    if pools is None:
+        return ""
+    if not pools.enabled:
+        return "<h3>Resource pools</h3><p>Pool polling is off: the pool API answered 403.</p>"
+    if pools.last_success is None and pools.last_error is None:
+        return "<h3>Resource pools</h3><p>Pool polling has not finished a poll yet.</p>"
+    status = '<span class="up">up</span>' if pools.up else '<span class="down">down</span>'
+    line = f"<p>Pool polling {status}, last success {_when(pools.last_success, now)}"
+    if pools.last_error is not None:
+        line += f"; last error: {escape(pools.last_error)}"
+    line += ".</p>"
+    snap = pools.snapshot
+    if snap is None or not snap.pools:
+        return f"<h3>Resource pools</h3>{line}"
+    head = (
+        "Pool",
+        "Name",
+        "Phase",
+        "GPUs free / total",
+        "NPUs free / total",
+        "Nodes not available",
+        "Source",
+    )
+    rows = [_pool_row(pool) for pool in snap.pools]
+    return f"<h3>Resource pools</h3>{line}" + _table(head, rows, frozenset({3, 4, 5}))
 
 
 def _target_rows(state: TargetState, now: float) -> str:
@@ -70,6 +169,7 @@ def _target_rows(state: TargetState, now: float) -> str:
     cells = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
     return (
         f'<h2 id="target-{escape(state.target)}">{escape(state.target)}</h2><table>{cells}</table>'
+        f"{_stuck_jobs(state)}{_pools(state.pools, now)}"
     )
 
 
