@@ -6,6 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# pytest-xdist workers: one per core and one more, as many tests wait on sockets and deadlines;
+# tests/conftest.py keeps each file in one worker. `PARALLEL=` runs the tests in one process.
+WORKERS := $(shell echo $$(( $$(nproc) + 1 )))
+PARALLEL ?= -n $(WORKERS) --dist loadgroup
 
 .PHONY: demo test check lint suite system-deps bench image-test clean help
 
@@ -40,12 +44,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 suite: $(STAMP) system-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 test: lint suite
 
 check: $(STAMP)
-	$(BIN)/python -m pytest -m "unit or integration"
+	PROPERTY_EXAMPLES=quick $(BIN)/python -m pytest $(PARALLEL) -m "unit or integration"
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }

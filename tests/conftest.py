@@ -4,9 +4,9 @@ certificates, the watch for leaked secrets, and each test's tier. Shared helpers
 
 The tier is the first folder under tests/, and the marker of the same name (pyproject.toml
 lists them): ``unit`` (pure: no sockets, no subprocesses), ``integration`` (in this process, real
-HTTP on 127.0.0.1 against the simulator, and the command against it), ``deploy`` (the real tools:
-promtool, helm, hadolint, tsc, Prometheus), ``browser`` (chromium) and ``soak``. ``make check``
-runs the first two."""
+HTTP on 127.0.0.1 against the simulator), ``command`` (the command run as a process against it),
+``deploy`` (the real tools: promtool, helm, hadolint, tsc, Prometheus), ``browser`` (chromium) and
+``soak``. ``make check`` runs the first two."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from support.pki import Pki, make_pki
 from support.secrets import TOKEN, WATCH, leaks, note_output
 from support.simulation import InProcessExporter, SimFactory, exporter_settings
 
-TIERS = ("unit", "integration", "deploy", "browser", "soak")
+TIERS = ("unit", "integration", "command", "deploy", "browser", "soak")
 TESTS = Path(__file__).parent
 
 
@@ -40,14 +40,23 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.load_profile("untimed")
 
 
-@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker, and before xdist groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test with its tier, the folder it is in; a test outside the tiers is an error."""
+    """Mark every test with its tier, the folder it is in; a test outside the tiers is an error.
+
+    Under ``pytest -n`` (``make test``, ``make check``: pytest-xdist, ``--dist loadgroup``) a
+    file's tests run in one worker, in order, so that a module's fixtures start once; a soak
+    test, minutes long, is a group of its own so that the soaks run side by side, and they
+    are sent out first."""
     for item in items:
         tier = item.path.relative_to(TESTS).parts[0]
         if tier not in TIERS:
             raise pytest.UsageError(f"{item.nodeid}: not in a tier folder ({', '.join(TIERS)})")
         item.add_marker(tier)
+        group = item.nodeid if tier == "soak" else str(item.path.relative_to(TESTS))
+        item.add_marker(pytest.mark.xdist_group(group))
+    # The soaks first: started last, the minutes they take would be the run's tail.
+    items.sort(key=lambda item: item.get_closest_marker("soak") is None)
 
 
 @pytest.fixture(scope="session", autouse=True)

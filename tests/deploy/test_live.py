@@ -40,7 +40,16 @@ import httpx
 import pytest
 import yaml
 
-from modelarts_exporter.simulator import FaultKind, FaultRule, SimulatorServer, Tenant, V2Tenant
+from modelarts_exporter.simulator import (
+    FaultKind,
+    FaultRule,
+    PoolModel,
+    PoolSim,
+    SimulatorServer,
+    Tenant,
+    V2Tenant,
+    pools,
+)
 from support.deploy import (
     PLAIN_RULES,
     SCRAPE_EXAMPLE,
@@ -193,13 +202,9 @@ def _stuck_tenant() -> Tenant:
     return tenant
 
 
-def _stuck_pools() -> Any:
+def _stuck_pools() -> PoolSim:
     """The stuck project's one pool, `pool-stuck`: one GPU and one NPU node, every card taken by
     other workloads, and an abnormal NPU node (a PoolSim for SimulatorServer's `pools`)."""
-    # Imported here, not at the top, only while the pool simulator (branch pools) is not merged
-    # into this branch: the module then still collects. Move it up once it is.
-    from modelarts_exporter.simulator import PoolModel, PoolSim, pools  # noqa: PLC0415
-
     full = pools.SimPool(
         STUCK_POOL,
         "stuck-train",

@@ -26,6 +26,7 @@ from modelarts_exporter.runtime.wiring import build_target
 from modelarts_exporter.simulator import FaultKind, FaultRule
 from modelarts_exporter.snapshot.store import StateStore
 from support.hostile import hostile_pages, json_values
+from support.properties import examples
 from support.secrets import TOKEN
 from support.simulation import SimFactory, exporter_settings
 from support.waiting import eventually
@@ -163,7 +164,7 @@ def shared() -> Iterator[Shared]:
         runner.run(client.aclose())
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(status=statuses, body=bodies, extra=headers)
 def test_any_answer_is_a_page_or_a_one_line_poll_error(
     shared: Shared, status: int, body: bytes, extra: list[tuple[str, str]]

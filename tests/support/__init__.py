@@ -6,6 +6,7 @@
 - :mod:`.processes`: the ``modelarts-exporter`` command in a subprocess, free ports;
 - :mod:`.waiting`: waiting for a condition (never for a time);
 - :mod:`.pki`: certificates and web-config files for HTTPS;
-- :mod:`.hostile`: hypothesis strategies for hostile API answers;
+- :mod:`.hostile`: hypothesis strategies for hostile API answers, and :mod:`.properties` how many
+  examples a property test tries;
 - :mod:`.deploy`: the deployment kit's files, tools and PromQL checks.
 """

@@ -1,5 +1,5 @@
 """No secret reaches a user, in this process: not in raw log records, the configured logging, the
-``repr()`` of settings and credentials, or a configuration error. (integration/test_logs.py: the
+``repr()`` of settings and credentials, or a configuration error. (command/test_logs.py: the
 same through the simulator and the command.) Every test is also watched by conftest's
 ``_secrets_never_leak``; these ones make the exporter handle secrets on purpose."""
 

@@ -17,6 +17,7 @@ from modelarts_exporter.cloud.v2_models import parse_v2_error_body, parse_v2_pag
 from modelarts_exporter.cloud.v2_statuses import OTHER, status_for
 from modelarts_exporter.listing.v2_jobs import accelerators, job_id, to_version
 from support.hostile import json_values
+from support.properties import examples
 
 # The notes' §7 sample, abridged to what differs between its five jobs.
 SAMPLE: dict[str, Any] = {
@@ -266,7 +267,7 @@ _items = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.one_of(
         json_values,
@@ -285,7 +286,7 @@ def test_hostile_pages_never_crash_the_parser(document: object) -> None:
         assert error.reason is Reason.INVALID_RESPONSE
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.binary(max_size=200))
 def test_hostile_bytes_never_crash_the_parsers(body: bytes) -> None:
     try:

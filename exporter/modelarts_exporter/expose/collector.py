@@ -14,45 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    InfoMetricFamily,
-    Metric,
-)
+from prometheus_client.core import InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from modelarts_exporter.cloud.errors import Reason
 from modelarts_exporter.expose import metrics as m
+from modelarts_exporter.expose.families import add, add_histogram, new_family
 from modelarts_exporter.expose.pool_collector import collect_pools
 from modelarts_exporter.listing.source import LISTING_KINDS
-from modelarts_exporter.snapshot.aggregate import Histogram
 from modelarts_exporter.snapshot.labelcap import CAPPED_LABELS
 from modelarts_exporter.snapshot.store import ReloadStatus, TargetState
 from modelarts_exporter.snapshot.users import UserUsage
-
-
-def _family(spec: m.MetricSpec) -> Metric:
-    if spec.kind == "gauge":
-        return GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
-    if spec.kind == "counter":
-        return CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
-    if spec.kind == "histogram":
-        return HistogramMetricFamily(spec.name, spec.help, labels=spec.labels)
-    return InfoMetricFamily(spec.name.removesuffix("_info"), spec.help, labels=spec.labels)
-
-
-def _add_histogram(family: Metric, labels: list[str], histogram: Histogram) -> None:
-    assert isinstance(family, HistogramMetricFamily)
-    edges = [repr(float(bound)) for bound in histogram.bounds] + ["+Inf"]
-    buckets = [(le, float(n)) for le, n in zip(edges, histogram.buckets, strict=True)]
-    family.add_metric(labels, buckets, histogram.total)
-
-
-def _add(family: Metric, labels: list[str], value: float) -> None:
-    assert isinstance(family, GaugeMetricFamily | CounterMetricFamily)
-    family.add_metric(labels, value)
 
 
 class StateCollector(Collector):
@@ -75,7 +47,7 @@ class StateCollector(Collector):
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
-        families = {spec.name: _family(spec) for spec in m.ALL}
+        families = {spec.name: new_family(spec) for spec in m.ALL}
         states = sorted(self._states(), key=lambda s: s.target)
         for state in states:
             self._collect_target(state, families)
@@ -93,22 +65,22 @@ class StateCollector(Collector):
         shard.add_metric([], {"shard": str(self._shard[0]), "total_shards": str(self._shard[1])})
         web = self._web_config()
         if web is not None:
-            _add(families[m.WEB_CONFIG_RELOAD_OK.name], [], 1.0 if web.successful else 0.0)
-            _add(families[m.WEB_CONFIG_RELOAD_TIME.name], [], web.last_success)
+            add(families[m.WEB_CONFIG_RELOAD_OK.name], [], 1.0 if web.successful else 0.0)
+            add(families[m.WEB_CONFIG_RELOAD_TIME.name], [], web.last_success)
         return iter(families.values())
 
     @staticmethod
     def _collect_target(state: TargetState, f: dict[str, Metric]) -> None:
         project = state.project_id
-        _add(f[m.UP.name], [project], 1.0 if state.up else 0.0)
+        add(f[m.UP.name], [project], 1.0 if state.up else 0.0)
         if state.last_success is not None:
-            _add(f[m.LAST_SUCCESS.name], [project], state.last_success)
+            add(f[m.LAST_SUCCESS.name], [project], state.last_success)
         if state.poll_duration is not None:
-            _add_histogram(f[m.POLL_DURATION.name], [project], state.poll_duration)
+            add_histogram(f[m.POLL_DURATION.name], [project], state.poll_duration)
         for reason in Reason:
-            _add(f[m.POLL_ERRORS.name], [project, reason.value], state.errors.get(reason, 0))
+            add(f[m.POLL_ERRORS.name], [project, reason.value], state.errors.get(reason, 0))
         for code, n in sorted(state.api_requests.items()):
-            _add(f[m.API_REQUESTS.name], [project, code], n)
+            add(f[m.API_REQUESTS.name], [project, code], n)
         snap = state.snapshot
         if snap is None:
             return
@@ -116,51 +88,51 @@ class StateCollector(Collector):
         jobs = []
         for status, n in sorted(snap.by_status.items(), key=lambda item: item[0].code):
             if status.kind is None:
-                _add(f[m.VERSIONS.name], [project, status.name, status.phase.value], n)
+                add(f[m.VERSIONS.name], [project, status.name, status.phase.value], n)
                 continue
             jobs.append(([project, status.kind, status.name, status.phase.value], n))
             key = (status.name, status.phase.value)
             v2[key] = v2.get(key, 0) + n
         for labels, n in sorted(jobs):
-            _add(f[m.JOBS.name], labels, n)
+            add(f[m.JOBS.name], labels, n)
         # v2 jobs in the family dashboards read, summed over kinds (one series per status).
         for (name, phase), n in sorted(v2.items()):
-            _add(f[m.VERSIONS.name], [project, name, phase], n)
+            add(f[m.VERSIONS.name], [project, name, phase], n)
         for (pool, flavor, phase), usage in sorted(snap.by_pool.items()):
             labels = [project, pool, flavor, phase.value]
-            _add(f[m.POOL_VERSIONS.name], labels, usage.versions)
-            _add(f[m.GPUS.name], labels, usage.gpus)
-            _add(f[m.NPUS.name], labels, usage.npus)
+            add(f[m.POOL_VERSIONS.name], labels, usage.versions)
+            add(f[m.GPUS.name], labels, usage.gpus)
+            add(f[m.NPUS.name], labels, usage.npus)
         for (pool, flavor, phase), n in snap.accelerators_unknown.items():
-            _add(f[m.ACCELERATORS_UNKNOWN.name], [project, pool, flavor, phase.value], n)
+            add(f[m.ACCELERATORS_UNKNOWN.name], [project, pool, flavor, phase.value], n)
         for (pool, phase), histogram in sorted(snap.durations.items()):
-            _add_histogram(f[m.DURATION.name], [project, pool, phase.value], histogram)
+            add_histogram(f[m.DURATION.name], [project, pool, phase.value], histogram)
         for pool, histogram in sorted(snap.queue.items()):
-            _add_histogram(f[m.QUEUE.name], [project, pool], histogram)
+            add_histogram(f[m.QUEUE.name], [project, pool], histogram)
         for (pool, flavor), seconds in sorted(snap.gpu_seconds.items()):
-            _add(f[m.GPU_SECONDS.name], [project, pool, flavor], seconds)
+            add(f[m.GPU_SECONDS.name], [project, pool, flavor], seconds)
         for (pool, flavor), seconds in sorted(snap.npu_seconds.items()):
-            _add(f[m.NPU_SECONDS.name], [project, pool, flavor], seconds)
+            add(f[m.NPU_SECONDS.name], [project, pool, flavor], seconds)
         for phase, seconds in snap.oldest_seconds.items():
-            _add(f[m.OLDEST.name], [project, phase.value], seconds)
+            add(f[m.OLDEST.name], [project, phase.value], seconds)
         for phase, job in snap.oldest_jobs.items():
             labels = [project, phase.value, job.job_id, job.job_name]
-            _add(f[m.OLDEST_JOB.name], labels, job.seconds)
-        _add(f[m.REPORTED.name], [project], snap.reported_total)
+            add(f[m.OLDEST_JOB.name], labels, job.seconds)
+        add(f[m.REPORTED.name], [project], snap.reported_total)
         for kind in LISTING_KINDS:
-            _add(f[m.LISTINGS.name], [project, kind], snap.listings.get(kind, 0))
+            add(f[m.LISTINGS.name], [project, kind], snap.listings.get(kind, 0))
         for label in CAPPED_LABELS:
-            _add(f[m.LABEL_OVERFLOW.name], [project, label], snap.overflow.get(label, 0))
+            add(f[m.LABEL_OVERFLOW.name], [project, label], snap.overflow.get(label, 0))
 
 
 def _add_users(project: str, users: UserUsage, f: dict[str, Metric]) -> None:
     for (user, phase), cards in users.cards.items():
         labels = [project, user, phase.value]
-        _add(f[m.USER_JOBS.name], labels, cards.jobs)
-        _add(f[m.USER_GPUS.name], labels, cards.gpus)
-        _add(f[m.USER_NPUS.name], labels, cards.npus)
+        add(f[m.USER_JOBS.name], labels, cards.jobs)
+        add(f[m.USER_GPUS.name], labels, cards.gpus)
+        add(f[m.USER_NPUS.name], labels, cards.npus)
     for (user, phase), seconds in users.gpu_seconds.items():
-        _add(f[m.USER_GPU_SECONDS.name], [project, user, phase.value], seconds)
+        add(f[m.USER_GPU_SECONDS.name], [project, user, phase.value], seconds)
     for (user, phase), seconds in users.npu_seconds.items():
-        _add(f[m.USER_NPU_SECONDS.name], [project, user, phase.value], seconds)
-    _add(f[m.LABEL_OVERFLOW.name], [project, "user"], users.overflow)
+        add(f[m.USER_NPU_SECONDS.name], [project, user, phase.value], seconds)
+    add(f[m.LABEL_OVERFLOW.name], [project, "user"], users.overflow)

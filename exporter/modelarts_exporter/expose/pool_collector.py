@@ -11,32 +11,14 @@ Sample (abridged)::
 
 from __future__ import annotations
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    InfoMetricFamily,
-    Metric,
-)
+from prometheus_client.core import InfoMetricFamily, Metric
 
 from modelarts_exporter.cloud.errors import Reason
 from modelarts_exporter.expose import metrics as m
-from modelarts_exporter.snapshot.aggregate import Histogram
+from modelarts_exporter.expose.families import add, add_histogram
 from modelarts_exporter.snapshot.labelcap import OTHER
 from modelarts_exporter.snapshot.pool_state import ENDPOINTS, PoolRecord
 from modelarts_exporter.snapshot.store import TargetState
-
-
-def _add(family: Metric, labels: list[str], value: float) -> None:
-    assert isinstance(family, GaugeMetricFamily | CounterMetricFamily)
-    family.add_metric(labels, value)
-
-
-def _add_histogram(family: Metric, labels: list[str], histogram: Histogram) -> None:
-    assert isinstance(family, HistogramMetricFamily)
-    edges = [repr(float(bound)) for bound in histogram.bounds] + ["+Inf"]
-    buckets = [(le, float(n)) for le, n in zip(edges, histogram.buckets, strict=True)]
-    family.add_metric(labels, buckets, histogram.total)
 
 
 def collect_pools(state: TargetState, f: dict[str, Metric]) -> None:
@@ -45,16 +27,16 @@ def collect_pools(state: TargetState, f: dict[str, Metric]) -> None:
     if pools is None:
         return
     project = state.project_id
-    _add(f[m.POOL_UP.name], [project], 1.0 if pools.up else 0.0)
-    _add(f[m.POOL_ENABLED.name], [project], 1.0 if pools.enabled else 0.0)
+    add(f[m.POOL_UP.name], [project], 1.0 if pools.up else 0.0)
+    add(f[m.POOL_ENABLED.name], [project], 1.0 if pools.enabled else 0.0)
     if pools.last_success is not None:
-        _add(f[m.POOL_LAST_SUCCESS.name], [project], pools.last_success)
+        add(f[m.POOL_LAST_SUCCESS.name], [project], pools.last_success)
     if pools.poll_duration is not None:
-        _add_histogram(f[m.POOL_POLL_DURATION.name], [project], pools.poll_duration)
+        add_histogram(f[m.POOL_POLL_DURATION.name], [project], pools.poll_duration)
     for endpoint in ENDPOINTS:
         for reason in Reason:
             n = pools.errors.get((endpoint, reason), 0)
-            _add(f[m.POOL_POLL_ERRORS.name], [project, endpoint, reason.value], n)
+            add(f[m.POOL_POLL_ERRORS.name], [project, endpoint, reason.value], n)
     if pools.snapshot is None:
         return
     for record in pools.snapshot.pools:
@@ -78,17 +60,17 @@ def _collect_pool(project: str, record: PoolRecord, f: dict[str, Metric]) -> Non
             },
         )
     for phase, n in sorted(record.phases.items()):
-        _add(f[m.POOL_PHASE.name], [project, pool, phase], n)
+        add(f[m.POOL_PHASE.name], [project, pool, phase], n)
     for (flavor, node_state), n in sorted(record.nodes.items()):
-        _add(f[m.POOL_NODES.name], [project, pool, flavor, node_state], n)
+        add(f[m.POOL_NODES.name], [project, pool, flavor, node_state], n)
     for flavor, n in sorted(record.desired.items()):
-        _add(f[m.POOL_NODES_DESIRED.name], [project, pool, flavor], n)
+        add(f[m.POOL_NODES_DESIRED.name], [project, pool, flavor], n)
     for (kind, source), cards in sorted(record.cards.items()):
         labels = [project, pool, kind, source]
-        _add(f[m.POOL_CAPACITY.name], labels, cards.capacity)
+        add(f[m.POOL_CAPACITY.name], labels, cards.capacity)
         if cards.allocated is not None:
-            _add(f[m.POOL_ALLOCATED.name], labels, cards.allocated)
+            add(f[m.POOL_ALLOCATED.name], labels, cards.allocated)
         if cards.free is not None:
-            _add(f[m.POOL_FREE.name], labels, cards.free)
+            add(f[m.POOL_FREE.name], labels, cards.free)
         if cards.unavailable is not None:
-            _add(f[m.POOL_UNAVAILABLE.name], [project, pool, kind], cards.unavailable)
+            add(f[m.POOL_UNAVAILABLE.name], [project, pool, kind], cards.unavailable)

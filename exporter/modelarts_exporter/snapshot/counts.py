@@ -3,7 +3,9 @@ of :mod:`.labelcap` is applied after, in :mod:`.aggregate`)."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from modelarts_exporter.cloud.models import Version
 from modelarts_exporter.cloud.statuses import Phase, status_of
@@ -13,6 +15,18 @@ from modelarts_exporter.text import one_line
 
 PoolKey = tuple[str, str, Phase]
 """``(pool_id, flavor_code, phase)``"""
+K = TypeVar("K", bound=Hashable)
+
+
+def tally(counts: dict[K, list[int]], key: K, n: int, gpus: int | None, npus: int | None) -> None:
+    """``n`` listings of ``gpus`` and ``npus`` each into ``counts[key]``, a
+    ``[listings, gpus, npus]``; an unknown count (``None``) adds no cards."""
+    summed = counts.get(key)
+    if summed is None:
+        summed = counts[key] = [0, 0, 0]
+    summed[0] += n
+    summed[1] += n * (gpus or 0)
+    summed[2] += n * (npus or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +70,7 @@ def count(listed: Listed) -> Counted:
     ) -> None:
         by_code[status] = by_code.get(status, 0) + n
         key = (pool or PUBLIC_POOL, flavor or UNKNOWN_FLAVOR, status_of(status).phase)
-        counts = usage.get(key)
-        if counts is None:
-            counts = usage[key] = [0, 0, 0]
-        counts[0] += n
-        counts[1] += n * (gpus or 0)
-        counts[2] += n * (npus or 0)
+        tally(usage, key, n, gpus, npus)
         # A v2 job says "no idea" with both None; a v1 version's None has always meant 0.
         if gpus is None and npus is None and status_of(status).kind is not None:
             unknown[key] = unknown.get(key, 0) + n

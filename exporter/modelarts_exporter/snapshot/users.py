@@ -20,6 +20,7 @@ from types import MappingProxyType
 from modelarts_exporter.cloud.statuses import Phase, status_of
 from modelarts_exporter.listing.inventory import Listed, Observations
 from modelarts_exporter.listing.v2_jobs import MAX_NAME
+from modelarts_exporter.snapshot.counts import tally
 from modelarts_exporter.snapshot.labelcap import OTHER, Admitted, kept, totals
 from modelarts_exporter.text import one_line
 
@@ -64,13 +65,7 @@ def count_users(listed: Listed) -> dict[UserPhase, list[int]]:
         label = labels.get(raw)
         if label is None:
             label = labels[raw] = user_label(raw)
-        key = (label, status_of(status).phase)
-        summed = counts.get(key)
-        if summed is None:
-            summed = counts[key] = [0, 0, 0]
-        summed[0] += n
-        summed[1] += n * (gpus or 0)
-        summed[2] += n * (npus or 0)
+        tally(counts, (label, status_of(status).phase), n, gpus, npus)
 
     for (raw, status, gpus, npus), n in (listed.users or {}).items():
         add(raw, status, gpus, npus, n)

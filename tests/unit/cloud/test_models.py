@@ -13,6 +13,7 @@ from modelarts_exporter.cloud.errors import PollError, Reason
 from modelarts_exporter.cloud.models import parse_error_body, parse_page
 from modelarts_exporter.simulator.faults import SAMPLE_BODY
 from support.hostile import json_values
+from support.properties import examples
 
 SAMPLE_RECORD = {
     "version_id": 1485,
@@ -136,7 +137,7 @@ record_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     page=st.fixed_dictionaries(
         {},

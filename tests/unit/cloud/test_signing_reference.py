@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelarts_exporter.cloud import signing
+from support.properties import examples
 
 
 @dataclass
@@ -39,7 +40,7 @@ extra_headers = st.lists(
 ).map(dict)
 
 
-@settings(max_examples=1200, deadline=None)
+@settings(max_examples=examples(1200), deadline=None)
 @given(
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
     segments=st.lists(segment, min_size=1, max_size=5),

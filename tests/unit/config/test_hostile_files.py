@@ -14,6 +14,7 @@ from modelarts_exporter.config.errors import ConfigError
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.targets import resolve
 from modelarts_exporter.http.webconfig import WebConfigError, load
+from support.properties import examples
 
 VALID_TARGETS = (
     b"targets:\n"
@@ -79,7 +80,7 @@ def _file(data: bytes) -> Path:
     return Path(handle.name)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(_mutations(VALID_TARGETS))
 def test_any_targets_file_is_settings_or_a_config_error(data: bytes) -> None:
     path = _file(data)
@@ -91,7 +92,7 @@ def test_any_targets_file_is_settings_or_a_config_error(data: bytes) -> None:
         path.unlink()
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(_mutations(VALID_WEB_CONFIG))
 def test_any_web_config_file_is_a_config_or_a_web_config_error(data: bytes) -> None:
     path = _file(data)

@@ -17,6 +17,7 @@ from modelarts_exporter.expose.collector import StateCollector
 from modelarts_exporter.snapshot.aggregate import DURATION_BUCKETS, Ledger, Snapshot, run_seconds
 from modelarts_exporter.snapshot.store import TargetState
 from support.hostile import hostile_pages
+from support.properties import examples
 from support.simulation import make_version
 
 NOW = 1_800_000_000.0
@@ -178,7 +179,7 @@ def _check_snapshot(snap: Snapshot, versions: int) -> None:
         assert list(histogram.buckets) == sorted(histogram.buckets)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pages=st.lists(hostile_pages, min_size=1, max_size=3))
 def test_hostile_pages_end_as_a_valid_snapshot_or_invalid_response(
     pages: list[dict[str, object]],
