@@ -18,14 +18,16 @@ import traceback
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from wsgiref.types import WSGIApplication
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from modelarts_exporter.http.server import HttpServer
 from modelarts_exporter.simulator import SimulatorServer, Tenant
 from support.pki import Pki, make_pki
 from support.secrets import TOKEN, WATCH, leaks, note_output
-from support.simulation import InProcessExporter, SimFactory, exporter_settings
+from support.simulation import InProcessExporter, ServeWsgi, SimFactory, exporter_settings
 
 TIERS = ("unit", "integration", "command", "deploy", "browser", "soak")
 TESTS = Path(__file__).parent
@@ -149,3 +151,19 @@ async def exporter_for(
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def serve_wsgi() -> Iterator[ServeWsgi]:
+    """Serves any WSGI application on 127.0.0.1; its port. Stopped after the test."""
+    servers: list[HttpServer] = []
+
+    def start(app: WSGIApplication) -> int:
+        server = HttpServer(app, "127.0.0.1", 0)
+        servers.append(server)
+        server.start()
+        return server.port
+
+    yield start
+    for server in servers:
+        server.stop()

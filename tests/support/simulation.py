@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from wsgiref.types import WSGIApplication
 
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,6 +24,8 @@ SimFactory = Callable[..., SimulatorServer]
 """The ``simulator`` fixture: starts a simulator (``size``, ``seed``, ``tenant_options``, and
 the server's own options)."""
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+ServeWsgi = Callable[[WSGIApplication], int]
+"""The ``serve_wsgi`` fixture: serves a WSGI application on 127.0.0.1, gives its port."""
 """An exposition's samples by (name, labels)."""
 
 _VERSION = TypeAdapter(Version)
