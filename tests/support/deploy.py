@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -179,6 +180,12 @@ def contract() -> dict[str, Metric]:
     }
     # Prometheus' own scrape health, used by the exporter-down alerts and the health dashboard.
     by_name["up"] = Metric("gauge", frozenset())
+    # Both processes' standard process metrics (expose/processes.py), as a scrape shows them.
+    from modelarts_exporter.expose.processes import process_registry  # noqa: PLC0415
+
+    for family in process_registry(os.getpid()).collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        by_name[name] = Metric(family.type, frozenset())
     return by_name
 
 
