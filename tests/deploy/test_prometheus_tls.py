@@ -21,7 +21,7 @@ from support.waiting import wait_for
 PASSWORD = BASIC_AUTH_PASSWORD
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(600)
 def test_prometheus_scrapes_through_tls_client_certificates_and_basic_auth(
     pki: Pki, simulator: SimFactory, tmp_path: Path
 ) -> None:

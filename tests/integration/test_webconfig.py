@@ -105,7 +105,6 @@ def test_plain_http_to_the_https_port_is_told_so_and_closed(
     assert httpx.get(f"{url}/healthz", verify=pki.client_context()).status_code == 200
 
 
-@pytest.mark.timeout(60)
 def test_wrong_passwords_being_checked_hold_up_no_scrape_with_a_verified_one(
     serve_protected: Serve, monkeypatch: pytest.MonkeyPatch
 ) -> None:
