@@ -25,6 +25,7 @@ from modelarts_exporter.simulator import (
     RequestInfo,
     SimulatorServer,
     Tenant,
+    V2Tenant,
 )
 from modelarts_exporter.simulator.faults import WrongShape
 from support.simulation import NOW_MS, Record, all_records, make_tenant
@@ -569,6 +570,26 @@ def test_control_endpoints(server: SimulatorServer, client: httpx.Client, tenant
     assert stats["by_status"] == {"200": 1}
     assert stats["now_ms"] == NOW_MS + 60_000
     assert client.get("/_sim/nothing").status_code == 404
+
+
+def test_advancing_moves_the_v2_jobs_too(tenant: Tenant) -> None:
+    jobs = V2Tenant(size=50, seed=4, now_ms=NOW_MS)
+    server = SimulatorServer(tenant, v2=jobs).start()
+    try:
+        with httpx.Client(base_url=server.url) as http:
+            advanced = http.post("/_sim/advance", params={"seconds": "600"}).json()
+            stats = http.get("/_sim/stats").json()
+    finally:
+        server.stop()
+    assert jobs.now_ms == tenant.now_ms == NOW_MS + 600_000
+    expected = {
+        "now_ms": NOW_MS + 600_000,
+        "versions": len(tenant),
+        "jobs": len(jobs),
+        "jobs_now_ms": NOW_MS + 600_000,
+    }
+    assert advanced == expected
+    assert {key: stats[key] for key in expected} == expected
 
 
 def test_stop_closes_idle_keep_alive_connections(tenant: Tenant) -> None:

@@ -343,6 +343,7 @@ class Handler(BaseHTTPRequestHandler):
             self.command,
             url,
             tenant=context.tenant,
+            v2=context.v2,
             recorder=context.recorder,
             faults=context.faults,
         )
