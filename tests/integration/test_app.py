@@ -17,11 +17,12 @@ import pytest
 
 from modelarts_exporter.cloud import client as client_module
 from modelarts_exporter.config.settings import Settings
+from modelarts_exporter.config.targets import shard_of
 from modelarts_exporter.runtime.service import Service as Runtime
 from modelarts_exporter.simulator import FaultKind, FaultRule, SimulatorServer
 from support.processes import background, free_port
 from support.secrets import TOKEN
-from support.simulation import InProcessExporter, SimFactory, parse_samples, select
+from support.simulation import InProcessExporter, ServeWsgi, SimFactory, parse_samples, select
 from support.truth import assert_matches_truth, truth
 from support.waiting import eventually_async, wait_for
 
@@ -290,3 +291,33 @@ async def test_clock_skew_is_warned_once(
     assert await exporter.poll()
     assert await exporter.poll()
     assert caplog.text.count("local clock is ahead of the API's by 120") == 1
+
+
+@pytest.mark.anyio
+async def test_a_reload_that_leaves_a_shard_no_target_makes_it_idle_and_ready(
+    simulator: SimFactory,
+    tmp_path: Path,
+    serve_wsgi: ServeWsgi,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sim = simulator(size=50, project_id="p1")
+    elsewhere = simulator(size=50, project_id="p2")
+    shard = shard_of("a", 2)
+    other = next(name for name in ("b", "c", "d", "e", "f") if shard_of(name, 2) != shard)
+    config = tmp_path / "targets.yaml"
+    config.write_text("targets:\n" + target_entry(sim, "a") + target_entry(elsewhere, other))
+    settings = Settings(config_file=config, total_shards=2, shard=shard)
+    runtime = Runtime(settings)
+    port = serve_wsgi(runtime.app)
+    await runtime.reload()  # as run() starts: the shard's target ("a") added
+    assert [s.target for s in runtime.store.current()[1]] == ["a"]
+    ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
+    assert (ready.status_code, ready.text) == (503, "no recent successful poll: a\n")
+
+    config.write_text("targets:\n" + target_entry(elsewhere, other))  # "a" gone: none is left
+    with caplog.at_level(logging.WARNING, "modelarts_exporter"):
+        await runtime.reload()
+    ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
+    assert (ready.status_code, ready.text) == (200, f"ready: no targets for shard {shard} of 2\n")
+    assert [r.message for r in caplog.records if "polls none of the 1 target" in r.message]
+    runtime.stop()

@@ -20,7 +20,7 @@ from modelarts_exporter import __version__
 from modelarts_exporter.config.errors import ConfigError
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.target import TargetSettings
-from modelarts_exporter.config.targets import empty_shard, every_target, of_shard, resolve
+from modelarts_exporter.config.targets import empty_shard, every_target, of_shard
 from modelarts_exporter.expose.processes import process_registry
 from modelarts_exporter.http.app import WebApp
 from modelarts_exporter.http.guard import protect
@@ -70,9 +70,12 @@ class Service:
         )
         every = every_target(settings)
         self._initial = of_shard(every, settings)
-        idle = None
         if not self._initial:
             log.warning("%s", empty_shard(settings, len(every)))
+        # A sharded replica left with no target is idle, whether it started so or a reload made
+        # it so: ready, so that a rollout does not wait for it for good.
+        idle = None
+        if settings.total_shards > 1 or not self._initial:
             idle = f"shard {settings.shard} of {settings.total_shards}"
         self.app = WebApp(
             self.store,
@@ -179,12 +182,15 @@ class Service:
     async def reload(self) -> None:
         """Apply the config file as it is now; a broken file changes nothing."""
         try:
-            wanted = {target.name: target for target in resolve(self.settings)}
+            every = every_target(self.settings)
         except ConfigError as error:
             log.error(
                 "reload failed, keeping the current targets: %s", str(error).replace("\n", "; ")
             )
             return
+        wanted = {target.name: target for target in of_shard(every, self.settings)}
+        if not wanted and self._targets:
+            log.warning("%s", empty_shard(self.settings, len(every)))
         current = {name: settings for name, (settings, _) in self._targets.items()}
         gone = [name for name in current if name not in wanted]
         changed = [name for name in current if name in wanted and wanted[name] != current[name]]
