@@ -7,9 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # pytest-xdist workers: one per core and one more, as many tests wait on sockets and deadlines;
-# tests/conftest.py keeps each file in one worker. `PARALLEL=` runs the tests in one process.
+# each file's tests run in one worker (tests/conftest.py). `PARALLEL=` runs the tests in one process.
 WORKERS := $(shell echo $$(( $$(nproc) + 1 )))
-PARALLEL ?= -n $(WORKERS) --dist loadgroup
+PARALLEL ?= -n $(WORKERS) --dist loadfile
 
 .PHONY: demo test check lint suite system-deps bench image-test clean help
 

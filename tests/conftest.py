@@ -46,17 +46,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test with its tier, the folder it is in; a test outside the tiers is an error.
 
-    Under ``pytest -n`` (``make test``, ``make check``: pytest-xdist, ``--dist loadgroup``) a
-    file's tests run in one worker, in order, so that a module's fixtures start once; a soak
-    test, minutes long, is a group of its own so that the soaks run side by side, and they
-    are sent out first."""
+    Under ``pytest -n`` (``make test``, ``make check``: pytest-xdist, ``--dist loadfile``) a
+    file's tests run in one worker, in order, so that a module's fixtures start once. The
+    soaks, minutes long and a file each, are sent out first so that they run side by side.
+    (Not ``loadgroup``: pytest 9.2 ignores the node ids xdist 3.8 renames for it.)"""
     for item in items:
         tier = item.path.relative_to(TESTS).parts[0]
         if tier not in TIERS:
             raise pytest.UsageError(f"{item.nodeid}: not in a tier folder ({', '.join(TIERS)})")
         item.add_marker(tier)
-        group = item.nodeid if tier == "soak" else str(item.path.relative_to(TESTS))
-        item.add_marker(pytest.mark.xdist_group(group))
     # The soaks first: started last, the minutes they take would be the run's tail.
     items.sort(key=lambda item: item.get_closest_marker("soak") is None)
 

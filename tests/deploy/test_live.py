@@ -181,6 +181,8 @@ def _exporter(
         "MODELARTS_EXPORTER_API_VERSION": api_version,
         "MODELARTS_EXPORTER_POOLS": "true",
         "MODELARTS_EXPORTER_POOL_INTERVAL_SECONDS": "1",
+        # Not the default (the 1 s interval): a busy machine may take longer over a pool poll.
+        "MODELARTS_EXPORTER_POOL_TIMEOUT_SECONDS": "30",
         "MODELARTS_EXPORTER_USER_METRICS": "true" if user_metrics else "false",
     }
     return Background.start([tool("modelarts-exporter"), "serve"], log, env)

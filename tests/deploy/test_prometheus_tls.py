@@ -116,7 +116,15 @@ def _wait_for_targets(api: str, jobs: set[str], timeout: float = 40) -> dict[str
     raise AssertionError(f"targets not scraped in time: {health}")
 
 
-def _query(api: str, expression: str) -> float:
-    result = httpx.get(f"{api}/query", params={"query": expression}, timeout=5).json()
-    (sample,) = result["data"]["result"]
+def _query(api: str, expression: str, timeout: float = 40) -> float:
+    """The one sample of ``expression``, once Prometheus has it: a target's health can be "up"
+    a moment before the samples of that scrape are visible to queries."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = httpx.get(f"{api}/query", params={"query": expression}, timeout=5).json()
+        samples = result["data"]["result"]
+        if samples or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    (sample,) = samples
     return float(sample["value"][1])

@@ -2,7 +2,7 @@
 which an incremental poll cannot be vouched for (``count`` of the page, a ``phase`` filter
 ignored), so every poll lists in full and publishes what a full listing does. That incremental
 polls publish exactly what full ones do, poll after poll of an evolving tenant, is the soak
-tier's tests/soak/test_differential.py."""
+tier's tests/soak/test_differential_*.py."""
 
 from __future__ import annotations
 

@@ -1,17 +1,18 @@
 """Two exporters on one simulator, one listing in full and one incrementally: what the
-differential tests (tests/soak/test_differential.py, tests/integration/test_incremental.py)
+differential tests (tests/soak/test_differential_*.py, tests/integration/test_incremental.py)
 compare after every poll."""
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from dataclasses import replace
 
-from modelarts_exporter.simulator import SimulatorServer
+from modelarts_exporter.simulator import SimulatorServer, V2Tenant
 from modelarts_exporter.simulator.v2_tenant import WORKSPACE_2
 from modelarts_exporter.snapshot.aggregate import Snapshot
-from support.simulation import Clock, InProcessExporter, Samples, select
+from support.simulation import Clock, InProcessExporter, Samples, SimFactory, select
 
 MakeExporter = Callable[..., InProcessExporter]
 
@@ -130,3 +131,17 @@ def _assert_compared(full: InProcessExporter, incremental: InProcessExporter, po
     assert select(samples, "modelarts_training_job_oldest_job_seconds") > 0
     assert select(samples, "modelarts_training_job_user_gpu_seconds_total") > 0
     assert requests(incremental) < 0.7 * requests(full), (requests(incremental), requests(full))
+
+
+def soak_polls() -> int:
+    """How many polls the soak tier's differential tests run (``DIFF_POLLS``)."""
+    return int(os.environ.get("DIFF_POLLS", "520"))
+
+
+async def v2_soak(simulator: SimFactory, exporter_for: MakeExporter, offset_mode: str) -> None:
+    """The v2 differential soak under one reading of ``offset`` (a file per reading, so that
+    the two run in different pytest workers)."""
+    jobs = V2Tenant(size=600, seed=31, active_fraction=0.05, creation_rate_per_s=0.01)
+    sim = simulator(size=0, v2=jobs, offset_mode=offset_mode)
+    incremental = await v2_agree(sim, exporter_for, soak_polls())
+    assert select(incremental.samples(), "modelarts_training_job_duration_seconds_count") > 100
