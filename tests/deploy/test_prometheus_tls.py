@@ -81,7 +81,8 @@ def test_prometheus_scrapes_through_tls_client_certificates_and_basic_auth(
             assert health["exporter"] == ("up", ""), health
             state, error = health["intruder"]
             assert state == "down" and "401" in error, health
-            up = _query(api, 'modelarts_exporter_up{job="exporter"}')
+            # up is 0 until the exporter's first poll has succeeded, which a busy machine delays.
+            up = _query(api, 'modelarts_exporter_up{job="exporter"}', want=1.0)
             assert up == 1.0
         finally:
             server.terminate()
@@ -116,14 +117,17 @@ def _wait_for_targets(api: str, jobs: set[str], timeout: float = 40) -> dict[str
     raise AssertionError(f"targets not scraped in time: {health}")
 
 
-def _query(api: str, expression: str, timeout: float = 40) -> float:
-    """The one sample of ``expression``, once Prometheus has it: a target's health can be "up"
-    a moment before the samples of that scrape are visible to queries."""
+def _query(api: str, expression: str, want: float, timeout: float = 60) -> float:
+    """The one sample of ``expression`` once it is ``want``, or the last one seen at the deadline:
+    a target's health can be "up" a moment before the samples of that scrape are visible to
+    queries, and a scraped value only changes at the next scrape."""
     deadline = time.monotonic() + timeout
     while True:
         result = httpx.get(f"{api}/query", params={"query": expression}, timeout=5).json()
         samples = result["data"]["result"]
-        if samples or time.monotonic() > deadline:
+        if len(samples) == 1 and float(samples[0]["value"][1]) == want:
+            break
+        if time.monotonic() > deadline:
             break
         time.sleep(0.3)
     (sample,) = samples
