@@ -39,14 +39,13 @@ import anyio
 
 from modelarts_exporter.cloud.models import Page, Version
 from modelarts_exporter.cloud.statuses import status_of
+from modelarts_exporter.listing.active import gauge_key, user_key
 from modelarts_exporter.listing.inventory import (
     FINISHED,
     Inventory,
     Listed,
     Observations,
-    gauge_key,
     transition,
-    user_key,
 )
 from modelarts_exporter.listing.source import PagedSource, UnreliablePageError
 
@@ -103,8 +102,8 @@ class IncrementalLister:
         ]
         fresh: dict[int, tuple[int, Version]] = {}
         held: Counter[tuple[int, int]] = Counter()
-        for vid, version in listed.active.items():
-            held[(inventory.workspace[inventory.find(vid)], version["status"])] += 1
+        for vid, status in zip(listed.active.ids, listed.active.statuses(), strict=True):
+            held[(inventory.workspace[inventory.find(vid)], status)] += 1
         reads = [
             (ws, group, sum(held[(ws.index, code)] for code in group))
             for ws in workspaces
@@ -112,7 +111,11 @@ class IncrementalLister:
         ]
         await _all(*(self._read_status(ws, group, count, fresh) for ws, group, count in reads))
         await _all(*(self._read_top(ws, inventory, fresh) for ws in workspaces))
-        vanished = [vid for vid in listed.active if vid not in fresh]
+        vanished = [
+            (vid, created)
+            for vid, created in zip(listed.active.ids, listed.active.created, strict=True)
+            if vid not in fresh
+        ]
         await self._find_vanished(vanished, listed, workspaces, fresh)
         return self._apply(listed, workspaces, fresh)
 
@@ -180,7 +183,7 @@ class IncrementalLister:
 
     async def _find_vanished(
         self,
-        vanished: Iterable[int],
+        vanished: Iterable[tuple[int, int]],
         listed: Listed,
         workspaces: list[_Workspace],
         fresh: dict[int, tuple[int, Version]],
@@ -189,9 +192,8 @@ class IncrementalLister:
         inventory = listed.inventory
         wanted: set[tuple[int, int]] = set()
         missing = []
-        for vid in vanished:
+        for vid, created in vanished:
             ws = workspaces[inventory.workspace[inventory.find(vid)]]
-            created = listed.active[vid]["create_time"] or 0
             later = len(ws.created) - bisect_right(ws.created, created)
             ties = bisect_right(ws.created, created) - bisect_left(ws.created, created)
             first, last = ws.new + later, ws.new + later + max(ties, 1) - 1
@@ -218,7 +220,9 @@ class IncrementalLister:
         flags = bytearray(inventory.flags)
         terminal = Counter(listed.terminal)
         users = None if listed.users is None else Counter(listed.users)
-        active = dict(listed.active)
+        # Held versions found again are dropped here and appended again below if still active
+        # (which leaves every other one in its place).
+        active = listed.active.without(fresh)
         new = Inventory()
         found = Observations()
         for vid, (w, version) in fresh.items():
@@ -234,13 +238,12 @@ class IncrementalLister:
                 continue  # terminal statuses are final: nothing to update
             else:
                 state = flags[row] = transition(version, flags[row], found)
-                del active[vid]
             if state & FINISHED:
                 terminal[gauge_key(version)] += 1
                 if users is not None:
                     users[user_key(version)] += 1
             else:
-                active[vid] = version
+                active.append(version)
         result = Listed(
             inventory=inventory.with_changes(None, flags, new),
             terminal=terminal,

@@ -6,7 +6,7 @@ A poll never holds every record of a listing. Pages are folded in as they arrive
 - gauge counts of terminal versions, by ``(status, pool_id, flavor_code, gpu_num, npu_num)`` — a
   few hundred keys whatever the tenant's size — and, only with per-user metrics, by
   ``(user_name, status, gpu_num, npu_num)``;
-- the records of the *active* (non-terminal) versions, which change and are few;
+- the *active* (non-terminal) versions, which change, held compactly (:mod:`.active`);
 - an :class:`Inventory` of every version: sorted ids with aligned columns (create time, workspace,
   observe-once flags), about 18 bytes a version.
 
@@ -33,6 +33,7 @@ from operator import itemgetter, lt
 
 from modelarts_exporter.cloud.models import Version
 from modelarts_exporter.cloud.statuses import Phase, status_of
+from modelarts_exporter.listing.active import Active, GaugeKey, UserKey, gauge_key, user_key
 
 PUBLIC_POOL = "public"
 """``pool_id`` label of versions on the shared pool (the API omits their ``pool_id``)."""
@@ -43,15 +44,6 @@ FINISHED = 2
 DONE = STARTED | FINISHED
 """Observe-once flags of a version: seen started (or ended), seen in a terminal phase."""
 
-GaugeKey = tuple[int, str | None, str | None, int | None, int | None]
-"""``(status, pool_id, flavor_code, gpu_num, npu_num)`` as the API sent them."""
-# itemgetter runs in C: the fast path maps these over whole pages.
-gauge_key: Callable[[Version], GaugeKey] = itemgetter(
-    "status", "pool_id", "flavor_code", "gpu_num", "npu_num"
-)
-UserKey = tuple[str | None, int, int | None, int | None]
-"""``(user_name, status, gpu_num, npu_num)`` as the API sent them."""
-user_key: Callable[[Version], UserKey] = itemgetter("user_name", "status", "gpu_num", "npu_num")
 _ID: Callable[[Version], int] = itemgetter("version_id")
 _STATUS: Callable[[Version], int] = itemgetter("status")
 TERMINAL_CODES = frozenset(code for code in range(256) if status_of(code).phase.terminal)
@@ -136,8 +128,8 @@ class Listed:
     inventory: Inventory = field(default_factory=Inventory)
     terminal: Counter[GaugeKey] = field(default_factory=Counter)
     """Gauge counts of the terminal versions."""
-    active: dict[int, Version] = field(default_factory=dict)
-    """Every non-terminal version (unknown status codes included)."""
+    active: Active = field(default_factory=Active)
+    """Every non-terminal version (unknown status codes included), compactly."""
     reported: dict[int, int] = field(default_factory=dict)
     """``total_count`` of the unfiltered listing, by workspace index."""
     users: Counter[UserKey] | None = None
@@ -233,7 +225,7 @@ class ListingBuilder:
         self._pass_users: Counter[UserKey] | None = (
             None if self._result.users is None else Counter()
         )
-        self._pass_active: dict[int, Version] = {}
+        self._pass_active = Active(self._result.active.keys)
         self._pass_found = Observations()
         self._pass_count = 0
 
@@ -265,7 +257,7 @@ class ListingBuilder:
         self._result.terminal.update(self._pass_terminal)
         if self._result.users is not None and self._pass_users is not None:
             self._result.users.update(self._pass_users)
-        self._result.active.update(self._pass_active)
+        self._result.active.extend(self._pass_active)
         self._result.reported[workspace] = reported_total
         self._found.extend(self._pass_found)
         self._start()
@@ -334,4 +326,4 @@ class ListingBuilder:
                 if users is not None:
                     users[user_key(version)] += 1
             else:
-                active[vid] = version
+                active.append(version)

@@ -7,8 +7,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from modelarts_exporter.cloud.models import Version
 from modelarts_exporter.cloud.statuses import Phase, status_of
+from modelarts_exporter.listing.active import Active, ActiveVersion
 from modelarts_exporter.listing.inventory import PUBLIC_POOL, UNKNOWN_FLAVOR, Listed
 from modelarts_exporter.listing.v2_jobs import MAX_NAME
 from modelarts_exporter.text import one_line
@@ -46,7 +46,7 @@ class Counted:
     """``[versions, gpus, npus]`` per pool, flavor and phase."""
     oldest_ms: dict[Phase, int] = field(default_factory=dict)
     """The earliest create time (ms) per active phase that has versions."""
-    oldest: dict[Phase, Version] = field(default_factory=dict)
+    oldest: dict[Phase, ActiveVersion] = field(default_factory=dict)
     """The version of that create time: of several, the one of lowest id (v1 ids before v2's,
     v2 by ``metadata.id``), so the choice depends on the listing alone."""
     unknown: dict[PoolKey, int] = field(default_factory=dict)
@@ -77,29 +77,34 @@ def count(listed: Listed) -> Counted:
 
     for (status, pool, flavor, gpus, npus), n in listed.terminal.items():
         add(status, pool, flavor, gpus, npus, n)
-    oldest = counted.oldest
-    for v in listed.active.values():
-        add(v["status"], v["pool_id"], v["flavor_code"], v["gpu_num"], v["npu_num"], 1)
-        phase = status_of(v["status"]).phase
-        created = v["create_time"]
+    active = listed.active
+    for (status, pool, flavor, gpus, npus), n in active.gauge_counts().items():
+        add(status, pool, flavor, gpus, npus, n)
+    phases = [status_of(key[0]).phase for key in active.keys.gauge]  # by key number
+    oldest: dict[Phase, int] = {}  # the row
+    for row, (number, created) in enumerate(zip(active.gauge, active.created, strict=True)):
+        phase = phases[number]
         if created and created <= oldest_ms.get(phase, 2**63):
-            if created == oldest_ms.get(phase) and _order(oldest[phase]) <= _order(v):
+            if created == oldest_ms.get(phase) and _order(active, oldest[phase]) <= _order(
+                active, row
+            ):
                 continue
             oldest_ms[phase] = created
-            oldest[phase] = v
+            oldest[phase] = row
+    counted.oldest = {phase: active.version(row) for phase, row in oldest.items()}
     return counted
 
 
-def _order(version: Version) -> tuple[str, int]:
+def _order(active: Active, row: int) -> tuple[str, int]:
     """How versions of one create time are ordered (v1 ids sort before any v2 id)."""
-    return version["v2_id"] or "", version["version_id"]
+    return active.v2_ids[row], active.ids[row]
 
 
-def oldest_job(version: Version, now: float) -> OldestJob:
+def oldest_job(version: ActiveVersion, now: float) -> OldestJob:
     """``version`` named, aged at ``now`` (as ``oldest_seconds`` ages it)."""
-    v2_id, name = version["v2_id"], version["version_name"]
+    v2_id, name = version.v2_id, version.version_name
     return OldestJob(
-        one_line(v2_id, MAX_NAME) if v2_id else str(version["version_id"]),
+        one_line(v2_id, MAX_NAME) if v2_id else str(version.version_id),
         one_line(name, MAX_NAME) if name else "",
-        max(0.0, now - (version["create_time"] or 0) / 1000.0),
+        max(0.0, now - version.create_time / 1000.0),
     )

@@ -69,8 +69,8 @@ def count_users(listed: Listed) -> dict[UserPhase, list[int]]:
 
     for (raw, status, gpus, npus), n in (listed.users or {}).items():
         add(raw, status, gpus, npus, n)
-    for v in listed.active.values():
-        add(v["user_name"], v["status"], v["gpu_num"], v["npu_num"], 1)
+    for (raw, status, gpus, npus), n in listed.active.user_counts().items():
+        add(raw, status, gpus, npus, n)
     return counts
 
 
