@@ -34,6 +34,7 @@ from operator import itemgetter, lt
 from modelarts_exporter.cloud.models import Version
 from modelarts_exporter.cloud.statuses import Phase, status_of
 from modelarts_exporter.listing.active import Active, GaugeKey, UserKey, gauge_key, user_key
+from modelarts_exporter.listing.newids import NewIds
 
 PUBLIC_POOL = "public"
 """``pool_id`` label of versions on the shared pool (the API omits their ``pool_id``)."""
@@ -76,7 +77,10 @@ class Inventory:
 
     def with_changes(self, keep: bytearray | None, flags: bytearray, new: Inventory) -> Inventory:
         """A new inventory: the rows where ``keep`` is nonzero (``None``: all) with ``flags``,
-        plus the ``new`` versions (in any order)."""
+        plus the ``new`` versions (in any order), which it may take over."""
+        if not self.ids:  # a first poll: the new versions are the whole inventory
+            new._sort()
+            return new
         if keep is None or keep.count(_UNSEEN) == 0:
             ids, created, workspace = array("q", self.ids), array("q", self.created), self.workspace
         else:
@@ -211,7 +215,8 @@ class ListingBuilder:
         self._flags = bytearray(previous.flags)
         self._new = Inventory()
         """Versions the previous inventory did not have, in arrival order."""
-        self._new_ids: set[int] = set()
+        self._earlier_ids: list[NewIds] = []
+        """The ids in ``_new``, by workspace (one's pages may interleave another's ids)."""
         self._result = Listed(users=Counter() if users else None)
         self._observe = observe
         self._found = Observations()
@@ -220,7 +225,7 @@ class ListingBuilder:
 
     def _start(self) -> None:
         self._pass_new = Inventory()
-        self._pass_new_ids: set[int] = set()
+        self._pass_new_ids = NewIds()
         self._pass_terminal: Counter[GaugeKey] = Counter()
         self._pass_users: Counter[UserKey] | None = (
             None if self._result.users is None else Counter()
@@ -243,17 +248,20 @@ class ListingBuilder:
         return self._pass_count
 
     def add_page(self, versions: Sequence[Version]) -> None:
-        if versions and not self._add_unchanged(versions):
-            self._add_each(versions)
+        if not versions:
+            return
+        ids = array("q", map(_ID, versions))
+        if not self._add_unchanged(versions, ids):
+            self._add_each(versions, min(ids), max(ids))
 
     def finish_workspace(self, reported_total: int) -> None:
         self._seen = self._seen.translate(_KEEP_PASS)
         workspace = self._workspace
-        self._new.extend(self._pass_new)
-        if self._new_ids:
-            self._new_ids.update(self._pass_new_ids)
-        else:
-            self._new_ids = self._pass_new_ids
+        if self._new.ids:
+            self._new.extend(self._pass_new)
+        else:  # taken over, not copied: at a first poll it is every version
+            self._new = self._pass_new
+        self._earlier_ids.append(self._pass_new_ids)
         self._result.terminal.update(self._pass_terminal)
         if self._result.users is not None and self._pass_users is not None:
             self._result.users.update(self._pass_users)
@@ -263,16 +271,15 @@ class ListingBuilder:
         self._start()
 
     def result(self) -> tuple[Listed, Observations]:
-        self._new_ids = set()  # freed before sorting the new versions
+        self._earlier_ids = []  # freed before sorting the new versions
         self._result.inventory = self._old.with_changes(self._seen, self._flags, self._new)
         return self._result, self._found
 
     # Folding pages in.
 
-    def _add_unchanged(self, versions: Sequence[Version]) -> bool:
+    def _add_unchanged(self, versions: Sequence[Version], ids: array[int]) -> bool:
         """The fast path: a page of versions that were already finished at the last poll,
         contiguous in the inventory (in either order). ``False`` if the page is not like that."""
-        ids = array("q", map(_ID, versions))
         if ids[0] > ids[-1]:
             ids.reverse()
         old = self._old
@@ -292,10 +299,21 @@ class ListingBuilder:
         self._pass_count += len(ids)
         return True
 
-    def _add_each(self, versions: Iterable[Version]) -> None:
+    def _add_each(self, versions: Iterable[Version], lo: int, hi: int) -> None:
+        """Fold in a page whose ids are within ``[lo, hi]``."""
         old, seen, flags = self._old, self._seen, self._flags
         old_ids, size = old.ids, len(old.ids)
-        pass_new, pass_new_ids, earlier_new_ids = self._pass_new, self._pass_new_ids, self._new_ids
+        pass_new = self._pass_new
+        first_new = len(pass_new)
+        # New ids already taken: of pages whose id range meets this page's (normally none),
+        # then this page's own; ``big``: those of the sets that cannot tell by range.
+        taken: set[int] = set()
+        big: list[set[int]] = []
+        for held in (self._pass_new_ids, *self._earlier_ids):
+            if held.set is None:
+                taken.update(held.within(lo, hi))
+            else:
+                big.append(held.set)
         found = self._pass_found if self._observe else None
         active, terminal, users = self._pass_active, self._pass_terminal, self._pass_users
         row = -2
@@ -315,10 +333,10 @@ class ListingBuilder:
                 new = flags[row] = transition(version, old.flags[row], found)
             else:
                 row = -2
-                if vid in pass_new_ids or vid in earlier_new_ids:
+                if vid in taken or (big and any(vid in ids for ids in big)):
                     continue
                 new = transition(version, 0, found)
-                pass_new_ids.add(vid)
+                taken.add(vid)
                 pass_new.append(vid, version["create_time"] or 0, self._workspace, new)
             self._pass_count += 1
             if new & FINISHED:
@@ -327,3 +345,4 @@ class ListingBuilder:
                     users[user_key(version)] += 1
             else:
                 active.append(version)
+        self._pass_new_ids.add(pass_new.ids[first_new:])
