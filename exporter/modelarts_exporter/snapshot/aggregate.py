@@ -30,12 +30,8 @@ from typing import TypeVar
 
 from modelarts_exporter.cloud.models import Version
 from modelarts_exporter.cloud.statuses import ACTIVE_PHASES, KNOWN, Phase, Status, status_of
-from modelarts_exporter.listing.inventory import (
-    Listed,
-    ListingBuilder,
-    Observations,
-    run_ms,
-)
+from modelarts_exporter.listing.builder import ListingBuilder
+from modelarts_exporter.listing.inventory import Listed, Observations, run_ms
 from modelarts_exporter.listing.source import ListingKind
 from modelarts_exporter.snapshot.counts import Counted, OldestJob, PoolKey, count, oldest_job
 from modelarts_exporter.snapshot.labelcap import DEFAULT_CAP, OTHER, Admitted, kept, totals
