@@ -82,6 +82,7 @@ def register(status: Status) -> None:
     """Make ``status_of(status.code)`` answer ``status``; the code must be outside 0-255."""
     assert status.code > 255
     _REGISTERED[status.code] = status
+    is_terminal.cache_clear()
 
 
 @cache
@@ -96,3 +97,9 @@ def status_of(code: int) -> Status:
         return known
     registered = _REGISTERED.get(code)
     return registered if registered is not None else _unrecognized(code)
+
+
+@cache
+def is_terminal(code: int) -> bool:
+    """Whether a code's phase is terminal; cached, so that mapping it over a page stays in C."""
+    return status_of(code).phase.terminal

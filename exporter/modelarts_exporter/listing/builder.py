@@ -10,16 +10,19 @@ the inventory's order; such a page is folded in with a handful of C-level slice 
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from operator import itemgetter
+from itertools import compress, islice
+from operator import itemgetter, lt, not_
 
 from modelarts_exporter.cloud.models import Version
+from modelarts_exporter.cloud.statuses import is_terminal
 from modelarts_exporter.listing.active import Active, GaugeKey, UserKey, gauge_key, user_key
 from modelarts_exporter.listing.inventory import (
     DONE,
     FINISHED,
+    STARTED,
     TERMINAL_CODES,
     Inventory,
     Listed,
@@ -30,6 +33,7 @@ from modelarts_exporter.listing.newids import NewIds
 
 _ID: Callable[[Version], int] = itemgetter("version_id")
 _STATUS: Callable[[Version], int] = itemgetter("status")
+_CREATED: Callable[[Version], int | None] = itemgetter("create_time")
 
 # Marks of the builder's ``seen`` column: unseen, seen by an earlier workspace, seen by this pass.
 _UNSEEN, _EARLIER, _THIS_PASS = 0, 1, 2
@@ -86,7 +90,7 @@ class ListingBuilder:
         if not versions:
             return
         ids = array("q", map(_ID, versions))
-        if not self._add_unchanged(versions, ids):
+        if not self._add_unchanged(versions, ids) and not self._add_new(versions, ids):
             self._add_each(versions, min(ids), max(ids))
 
     def finish_workspace(self, reported_total: int) -> None:
@@ -132,6 +136,50 @@ class ListingBuilder:
         if self._pass_users is not None:
             self._pass_users.update(map(user_key, versions))
         self._pass_count += len(ids)
+        return True
+
+    def _add_new(self, versions: Sequence[Version], ids: array[int]) -> bool:
+        """The first poll's fast path: a page of versions the previous inventory does not hold,
+        in strictly monotone id order, that no earlier page's ids could repeat, folded in without
+        observing (a baseline). ``False`` if the page is not like that.
+
+        ``ids`` may have been reversed into ascending order by :meth:`_add_unchanged`."""
+        if self._observe:  # observations need each version's own transition
+            return False
+        if ids[0] > ids[-1]:
+            ids.reverse()
+        if ids[0] != versions[0]["version_id"]:
+            versions = versions[::-1]
+        lo, hi = ids[0], ids[-1]
+        old_ids = self._old.ids
+        if (
+            bisect_left(old_ids, lo) != bisect_right(old_ids, hi)
+            or not all(map(lt, ids, islice(ids, 1, None)))
+            or any(
+                held.set is not None or next(held.within(lo, hi), None) is not None
+                for held in (self._pass_new_ids, *self._earlier_ids)
+            )
+        ):
+            return False
+        size = len(ids)
+        terminal = list(map(is_terminal, map(_STATUS, versions)))
+        flags = bytearray([DONE]) * size
+        active = self._pass_active
+        for row in compress(range(size), map(not_, terminal)):
+            version = versions[row]
+            flags[row] = STARTED if version["start_time"] else 0
+            active.append(version)
+        done = list(compress(versions, terminal))
+        self._pass_terminal.update(map(gauge_key, done))
+        if self._pass_users is not None:
+            self._pass_users.update(map(user_key, done))
+        new = self._pass_new
+        new.ids.extend(ids)
+        new.created.extend([created or 0 for created in map(_CREATED, versions)])
+        new.workspace.extend(bytes([self._workspace]) * size)
+        new.flags.extend(flags)
+        self._pass_new_ids.add(ids)
+        self._pass_count += size
         return True
 
     def _add_each(self, versions: Iterable[Version], lo: int, hi: int) -> None:

@@ -91,7 +91,8 @@ def count(listed: Listed) -> Counted:
                 continue
             oldest_ms[phase] = created
             oldest[phase] = row
-    counted.oldest = {phase: active.version(row) for phase, row in oldest.items()}
+    # In the phases' order, not the order pages happened to arrive in: the series are exposed so.
+    counted.oldest = {phase: active.version(oldest[phase]) for phase in Phase if phase in oldest}
     return counted
 
 
