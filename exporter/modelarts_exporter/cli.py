@@ -27,13 +27,14 @@ from modelarts_exporter.config.load import load, parse, unknown_variables
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.target import TargetSettings
 from modelarts_exporter.config.targets import empty_shard, every_target, of_shard, resolve
-from modelarts_exporter.http.healthcheck import HealthcheckSettings, UnhealthyError, check
-from modelarts_exporter.http.server import ListenError
-from modelarts_exporter.runtime.service import POLL_NICENESS, Service, freeze_startup_objects
 from modelarts_exporter.runtime.wiring import build_registry, build_target, open_web_config
 from modelarts_exporter.snapshot.store import StateStore
 
 log = logging.getLogger("modelarts_exporter")
+
+# The serving side (the scheduler, the HTTP server, the status page) and the health check are
+# imported by the commands that use them: ``once`` imports only what a poll needs, a measurable
+# share of its CPU (docs/performance.md, row 2d).
 
 COMMANDS = ("serve", "once", "check-config", "healthcheck", "simulate", "demo")
 USAGE = f"""usage: modelarts-exporter [COMMAND] [--flags]
@@ -64,6 +65,12 @@ def _settings(args: list[str]) -> tuple[Settings, list[TargetSettings]]:
 
 
 def _serve(args: list[str]) -> int:
+    from modelarts_exporter.runtime.service import (  # noqa: PLC0415
+        POLL_NICENESS,
+        Service,
+        freeze_startup_objects,
+    )
+
     settings, _ = _settings(args)
     freeze_startup_objects()
     exporter = Service(settings, niceness=POLL_NICENESS)
@@ -133,6 +140,12 @@ def _check_config(args: list[str]) -> int:
 
 
 def _healthcheck(args: list[str]) -> int:
+    from modelarts_exporter.http.healthcheck import (  # noqa: PLC0415
+        HealthcheckSettings,
+        UnhealthyError,
+        check,
+    )
+
     try:
         settings = parse(HealthcheckSettings, args, prog="modelarts-exporter healthcheck")
         answer = check(settings)
@@ -192,6 +205,8 @@ def _simulate(args: list[str]) -> int:
     try:
         server = start_simulator(options, host, port, options.token)
     except OSError as error:  # the address in use, or a host that does not resolve
+        from modelarts_exporter.http.server import ListenError  # noqa: PLC0415
+
         raise ListenError.of(host, port, error) from None
     log.info(
         "simulator listening url=%s project_id=%s api=%s",
@@ -217,6 +232,7 @@ async def _wait_for_signal() -> None:
 
 
 def _demo(args: list[str]) -> int:
+    from modelarts_exporter.runtime.service import Service  # noqa: PLC0415
     from modelarts_exporter.simulator.command import simulator_parser, start_simulator  # noqa: PLC0415
 
     parser = simulator_parser("demo", default_api="both")

@@ -11,7 +11,7 @@ import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -25,8 +25,6 @@ from modelarts_exporter.config.errors import ConfigError
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.target import TargetOptions, TargetSettings
 from modelarts_exporter.expose.collector import StateCollector
-from modelarts_exporter.http.reload import LiveWebConfig
-from modelarts_exporter.http.webconfig import WebConfigError
 from modelarts_exporter.listing.both import BothSources
 from modelarts_exporter.listing.incremental import IncrementalLister
 from modelarts_exporter.listing.pools import PoolLister
@@ -36,6 +34,9 @@ from modelarts_exporter.listing.v2 import V2Source
 from modelarts_exporter.runtime.poller import TargetPoller
 from modelarts_exporter.runtime.pool_poller import PoolPoller
 from modelarts_exporter.snapshot.store import ReloadStatus, StateStore
+
+if TYPE_CHECKING:  # imported where used: ``once`` reads no web config (bcrypt and TLS code)
+    from modelarts_exporter.http.reload import LiveWebConfig
 
 log = logging.getLogger(__name__)
 USER_AGENT = f"modelarts-exporter/{__version__}"
@@ -237,6 +238,9 @@ def open_web_config(settings: Settings) -> LiveWebConfig | None:
     ``check-config`` only checks); :class:`ConfigError` names the setting and the problem."""
     if settings.web_config_file is None:
         return None
+    from modelarts_exporter.http.reload import LiveWebConfig  # noqa: PLC0415
+    from modelarts_exporter.http.webconfig import WebConfigError  # noqa: PLC0415
+
     try:
         return LiveWebConfig(settings.web_config_file)
     except WebConfigError as error:
