@@ -21,6 +21,7 @@ from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from itertools import compress
 from operator import itemgetter
+from typing import TypeVar
 
 from modelarts_exporter.cloud.models import Version
 
@@ -33,6 +34,7 @@ gauge_key: Callable[[Version], GaugeKey] = itemgetter(
 UserKey = tuple[str | None, int, int | None, int | None]
 """``(user_name, status, gpu_num, npu_num)`` as the API sent them."""
 user_key: Callable[[Version], UserKey] = itemgetter("user_name", "status", "gpu_num", "npu_num")
+K = TypeVar("K", GaugeKey, UserKey)
 
 
 class Keys:
@@ -48,18 +50,19 @@ class Keys:
         self._user_numbers: dict[UserKey, int] = {}
 
     def gauge_number(self, key: GaugeKey) -> int:
-        number = self._gauge_numbers.get(key)
-        if number is None:
-            number = self._gauge_numbers[key] = len(self.gauge)
-            self.gauge.append(key)
-        return number
+        return _number(key, self._gauge_numbers, self.gauge)
 
     def user_number(self, key: UserKey) -> int:
-        number = self._user_numbers.get(key)
-        if number is None:
-            number = self._user_numbers[key] = len(self.user)
-            self.user.append(key)
-        return number
+        return _number(key, self._user_numbers, self.user)
+
+
+def _number(key: K, numbers: dict[K, int], keys: list[K]) -> int:
+    """The number of ``key`` in ``keys``, appending it when it is new."""
+    number = numbers.get(key)
+    if number is None:
+        number = numbers[key] = len(keys)
+        keys.append(key)
+    return number
 
 
 class Strings:

@@ -23,7 +23,6 @@ from modelarts_exporter.listing.inventory import (
     DONE,
     FINISHED,
     STARTED,
-    TERMINAL_CODES,
     Inventory,
     Listed,
     Observations,
@@ -90,7 +89,12 @@ class ListingBuilder:
         if not versions:
             return
         ids = array("q", map(_ID, versions))
-        if not self._add_unchanged(versions, ids) and not self._add_new(versions, ids):
+        served_descending = ids[0] > ids[-1]
+        if served_descending:  # ascending when the page is monotone; ``versions`` stay as served
+            ids.reverse()
+        if not self._add_unchanged(versions, ids) and not self._add_new(
+            versions[::-1] if served_descending else versions, ids
+        ):
             self._add_each(versions, min(ids), max(ids))
 
     def finish_workspace(self, reported_total: int) -> None:
@@ -118,9 +122,8 @@ class ListingBuilder:
 
     def _add_unchanged(self, versions: Sequence[Version], ids: array[int]) -> bool:
         """The fast path: a page of versions that were already finished at the last poll,
-        contiguous in the inventory (in either order). ``False`` if the page is not like that."""
-        if ids[0] > ids[-1]:
-            ids.reverse()
+        contiguous in the inventory (in either order; ``ids`` ascending if so). ``False`` if the
+        page is not like that."""
         old = self._old
         start = bisect_left(old.ids, ids[0])
         stop = start + len(ids)
@@ -128,7 +131,7 @@ class ListingBuilder:
             old.ids[start:stop] != ids
             or self._flags[start:stop].count(DONE) != len(ids)
             or self._seen[start:stop].count(_UNSEEN) != len(ids)
-            or not TERMINAL_CODES.issuperset(map(_STATUS, versions))
+            or not all(map(is_terminal, map(_STATUS, versions)))
         ):
             return False
         self._seen[start:stop] = bytes([_THIS_PASS]) * len(ids)
@@ -141,15 +144,10 @@ class ListingBuilder:
     def _add_new(self, versions: Sequence[Version], ids: array[int]) -> bool:
         """The first poll's fast path: a page of versions the previous inventory does not hold,
         in strictly monotone id order, that no earlier page's ids could repeat, folded in without
-        observing (a baseline). ``False`` if the page is not like that.
-
-        ``ids`` may have been reversed into ascending order by :meth:`_add_unchanged`."""
+        observing (a baseline). ``False`` if the page is not like that. ``versions`` are in the
+        order of ``ids``."""
         if self._observe:  # observations need each version's own transition
             return False
-        if ids[0] > ids[-1]:
-            ids.reverse()
-        if ids[0] != versions[0]["version_id"]:
-            versions = versions[::-1]
         lo, hi = ids[0], ids[-1]
         old_ids = self._old.ids
         if (

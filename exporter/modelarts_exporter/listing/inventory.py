@@ -36,8 +36,6 @@ FINISHED = 2
 DONE = STARTED | FINISHED
 """Observe-once flags of a version: seen started (or ended), seen in a terminal phase."""
 
-TERMINAL_CODES = frozenset(code for code in range(256) if status_of(code).phase.terminal)
-
 
 @dataclass(slots=True)
 class Inventory:
