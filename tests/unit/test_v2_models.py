@@ -123,7 +123,7 @@ def test_a_job_without_accelerator_information_is_unknown_not_zero() -> None:
     )
     assert page.items is not None
     version = to_version(page.items[0])
-    assert version["gpu_num"] is None and version["npu_num"] is None
+    assert version.gpu_num is None and version.npu_num is None
 
 
 @pytest.mark.parametrize(
@@ -185,10 +185,10 @@ def test_times_and_identity_map_onto_a_version() -> None:
     page = parse_v2_page(_page(SAMPLE))
     assert page.items is not None
     done = to_version(page.items[3])
-    assert done["create_time"] == 1763589600000 and done["duration"] == 11675000
-    assert done["end_time"] == 1763589665000 + 11675000
-    assert status_of(done["status"]).phase is Phase.SUCCEEDED
-    assert done["version_id"] < 0 and done["version_id"] == job_id("e2c7a0b9")
+    assert done.create_time == 1763589600000 and done.duration == 11675000
+    assert done.end_time == 1763589665000 + 11675000
+    assert status_of(done.status).phase is Phase.SUCCEEDED
+    assert done.version_id < 0 and done.version_id == job_id("e2c7a0b9")
     # No start_time: the first running record's start (seconds) is the start.
     started = parse_v2_page(
         _page(
@@ -207,7 +207,7 @@ def test_times_and_identity_map_onto_a_version() -> None:
         )
     )
     assert started.items is not None
-    assert to_version(started.items[0])["start_time"] == 1763631100000
+    assert to_version(started.items[0]).start_time == 1763631100000
 
 
 def test_phases_group_as_documented_and_unknown_ones_stay_bounded(

@@ -20,20 +20,20 @@ from collections import Counter
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from itertools import compress
-from operator import itemgetter
+from operator import attrgetter
 from typing import TypeVar
 
 from modelarts_exporter.cloud.models import Version
 
 GaugeKey = tuple[int, str | None, str | None, int | None, int | None]
 """``(status, pool_id, flavor_code, gpu_num, npu_num)`` as the API sent them."""
-# itemgetter runs in C: the builder's fast path maps these over whole pages.
-gauge_key: Callable[[Version], GaugeKey] = itemgetter(
+# attrgetter runs in C: the builder's fast path maps these over whole pages.
+gauge_key: Callable[[Version], GaugeKey] = attrgetter(
     "status", "pool_id", "flavor_code", "gpu_num", "npu_num"
 )
 UserKey = tuple[str | None, int, int | None, int | None]
 """``(user_name, status, gpu_num, npu_num)`` as the API sent them."""
-user_key: Callable[[Version], UserKey] = itemgetter("user_name", "status", "gpu_num", "npu_num")
+user_key: Callable[[Version], UserKey] = attrgetter("user_name", "status", "gpu_num", "npu_num")
 K = TypeVar("K", GaugeKey, UserKey)
 
 
@@ -136,12 +136,12 @@ class Active:
         return len(self.ids)
 
     def append(self, version: Version) -> None:
-        self.ids.append(version["version_id"])
-        self.created.append(version["create_time"] or 0)
+        self.ids.append(version.version_id)
+        self.created.append(version.create_time or 0)
         self.gauge.append(self.keys.gauge_number(gauge_key(version)))
         self.user.append(self.keys.user_number(user_key(version)))
-        self.names.append(version["version_name"])
-        self.v2_ids.append(version["v2_id"])
+        self.names.append(version.version_name)
+        self.v2_ids.append(version.v2_id)
 
     def extend(self, other: Active) -> None:
         if other.keys is not self.keys:

@@ -14,7 +14,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from itertools import compress, islice
-from operator import itemgetter, lt, not_
+from operator import attrgetter, lt, not_
 
 from modelarts_exporter.cloud.models import Version
 from modelarts_exporter.cloud.statuses import is_terminal
@@ -30,9 +30,9 @@ from modelarts_exporter.listing.inventory import (
 )
 from modelarts_exporter.listing.newids import NewIds
 
-_ID: Callable[[Version], int] = itemgetter("version_id")
-_STATUS: Callable[[Version], int] = itemgetter("status")
-_CREATED: Callable[[Version], int | None] = itemgetter("create_time")
+_ID: Callable[[Version], int] = attrgetter("version_id")
+_STATUS: Callable[[Version], int] = attrgetter("status")
+_CREATED: Callable[[Version], int | None] = attrgetter("create_time")
 
 # Marks of the builder's ``seen`` column: unseen, seen by an earlier workspace, seen by this pass.
 _UNSEEN, _EARLIER, _THIS_PASS = 0, 1, 2
@@ -165,7 +165,7 @@ class ListingBuilder:
         active = self._pass_active
         for row in compress(range(size), map(not_, terminal)):
             version = versions[row]
-            flags[row] = STARTED if version["start_time"] else 0
+            flags[row] = STARTED if version.start_time else 0
             active.append(version)
         done = list(compress(versions, terminal))
         self._pass_terminal.update(map(gauge_key, done))
@@ -199,7 +199,7 @@ class ListingBuilder:
         active, terminal, users = self._pass_active, self._pass_terminal, self._pass_users
         row = -2
         for version in versions:
-            vid = version["version_id"]
+            vid = version.version_id
             # Pages come in id order (or its reverse) nearly always: try the neighbours first.
             if 0 <= row + 1 < size and old_ids[row + 1] == vid:
                 row += 1
@@ -218,7 +218,7 @@ class ListingBuilder:
                     continue
                 new = transition(version, 0, found)
                 taken.add(vid)
-                pass_new.append(vid, version["create_time"] or 0, self._workspace, new)
+                pass_new.append(vid, version.create_time or 0, self._workspace, new)
             self._pass_count += 1
             if new & FINISHED:
                 terminal[gauge_key(version)] += 1

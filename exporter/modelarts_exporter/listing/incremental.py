@@ -167,10 +167,10 @@ class IncrementalLister:
         await _all(*(self._get(ws, index) for index in range(1, last + 1)))
         ranked = [v for index in range(last + 1) for v in ws.fetched[index].versions]
         top = ranked[: ws.new + 1]
-        unknown = [rank for rank, v in enumerate(top) if inventory.find(v["version_id"]) < 0]
+        unknown = [rank for rank, v in enumerate(top) if inventory.find(v.version_id) < 0]
         if unknown != list(range(ws.new)):
             raise GiveUpError("new versions are not exactly the newest ones")
-        ws.new_ids = {v["version_id"] for v in top[: ws.new]}
+        ws.new_ids = {v.version_id for v in top[: ws.new]}
         for page in ws.fetched.values():
             _collect(page, ws.index, fresh)
 
@@ -231,9 +231,9 @@ class IncrementalLister:
                 if vid not in workspaces[w].new_ids:
                     raise GiveUpError(f"version {vid} is neither held nor new")
                 state = transition(version, 0, found)
-                new.append(vid, version["create_time"] or 0, w, state)
+                new.append(vid, version.create_time or 0, w, state)
             elif flags[row] & FINISHED:
-                if not status_of(version["status"]).phase.terminal:  # v2 codes are >= 256
+                if not status_of(version.status).phase.terminal:  # v2 codes are >= 256
                     raise GiveUpError(f"version {vid} left a terminal status")
                 continue  # terminal statuses are final: nothing to update
             else:
@@ -262,7 +262,7 @@ class IncrementalLister:
 
 def _collect(page: Page, workspace: int, fresh: dict[int, tuple[int, Version]]) -> None:
     for version in page.versions:
-        fresh.setdefault(version["version_id"], (workspace, version))
+        fresh.setdefault(version.version_id, (workspace, version))
 
 
 T = TypeVar("T")

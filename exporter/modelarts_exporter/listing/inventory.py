@@ -148,32 +148,28 @@ class Observations:
 
 def run_ms(version: Version) -> int:
     """How long a finished version ran (ms): ``duration``, else end - start, else 0."""
-    if version["duration"]:
-        return version["duration"]
-    if (
-        version["start_time"]
-        and version["end_time"]
-        and version["end_time"] >= version["start_time"]
-    ):
-        return version["end_time"] - version["start_time"]
+    if version.duration:
+        return version.duration
+    if version.start_time and version.end_time and version.end_time >= version.start_time:
+        return version.end_time - version.start_time
     return 0
 
 
 def transition(version: Version, old: int, found: Observations | None) -> int:
     """The observe-once flags of a version now, recording in ``found`` (unless ``None``: a
     baseline observes nothing) what it did since it had the flags ``old``."""
-    phase = status_of(version["status"]).phase
+    phase = status_of(version.status).phase
     if phase.terminal:
         new = DONE
-    elif version["start_time"]:
+    elif version.start_time:
         new = STARTED
     else:
         return 0
     if found is None:
         return new
-    pool = version["pool_id"] or PUBLIC_POOL
+    pool = version.pool_id or PUBLIC_POOL
     if new & FINISHED and not old & FINISHED:
-        flavor = version["flavor_code"] or UNKNOWN_FLAVOR
+        flavor = version.flavor_code or UNKNOWN_FLAVOR
         ran = run_ms(version)
         found.finished.append(
             (
@@ -181,12 +177,12 @@ def transition(version: Version, old: int, found: Observations | None) -> int:
                 flavor,
                 phase,
                 ran,
-                version["gpu_num"] or 0,
-                version["npu_num"] or 0,
-                version["user_name"],
+                version.gpu_num or 0,
+                version.npu_num or 0,
+                version.user_name,
             )
         )
-    start, created = version["start_time"], version["create_time"]
+    start, created = version.start_time, version.create_time
     if not old & STARTED and start and created:
         found.queued.append((pool, max(0, start - created)))
     return new

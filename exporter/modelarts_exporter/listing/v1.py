@@ -229,10 +229,10 @@ class V1Source:
             sink.add_page(first.versions)
             return first.total_count, False
         probe = await self._get(self._params(workspace, 1, size))
-        first_ids = {v["version_id"] for v in first.versions}
-        if probe.versions and probe.versions[0]["version_id"] == first.versions[1]["version_id"]:
+        first_ids = {v.version_id for v in first.versions}
+        if probe.versions and probe.versions[0].version_id == first.versions[1].version_id:
             self._detected = "offset"
-        elif probe.versions and probe.versions[0]["version_id"] not in first_ids:
+        elif probe.versions and probe.versions[0].version_id not in first_ids:
             self._detected = "page"
         else:
             log.warning(

@@ -162,18 +162,18 @@ def to_version(job: Job) -> Version:
     cards = accelerators(resource)
     metadata = job["metadata"]
     name, user = metadata["name"], metadata["user_name"]
-    return {
-        "version_id": job_id(metadata["id"]),
-        "status": code.code,
-        "create_time": _millis(metadata["create_time"]),
-        "start_time": start,
-        "end_time": end,
-        "duration": duration,
-        "pool_id": resource["pool_id"] if resource else None,
-        "flavor_code": resource["flavor_id"] if resource else None,
-        "gpu_num": None if cards is None else cards[0],
-        "npu_num": None if cards is None else cards[1],
-        "version_name": one_line(name, MAX_NAME) if name and not code.phase.terminal else None,
-        "user_name": one_line(user, MAX_NAME) if user else None,
-        "v2_id": metadata["id"],
-    }
+    return Version(
+        version_id=job_id(metadata["id"]),
+        status=code.code,
+        create_time=_millis(metadata["create_time"]),
+        start_time=start,
+        end_time=end,
+        duration=duration,
+        pool_id=resource["pool_id"] if resource else None,
+        flavor_code=resource["flavor_id"] if resource else None,
+        gpu_num=None if cards is None else cards[0],
+        npu_num=None if cards is None else cards[1],
+        version_name=one_line(name, MAX_NAME) if name and not code.phase.terminal else None,
+        user_name=one_line(user, MAX_NAME) if user else None,
+        v2_id=metadata["id"],
+    )

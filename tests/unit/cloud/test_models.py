@@ -42,20 +42,14 @@ def _body(**fields: object) -> bytes:
 def test_sample_record_parses() -> None:
     page = parse_page(_body())
     (version,) = page.versions or ()
-    assert (
-        version["version_id"] == 1485
-        and version["gpu_num"] == 1
-        and version["pool_id"] == "pool9928813f"
-    )
+    assert version.version_id == 1485 and version.gpu_num == 1 and version.pool_id == "pool9928813f"
 
 
 def test_nulls_and_missing_optional_fields_are_normal() -> None:
     record = {"version_id": 7, "status": 8, "gpu_num": None, "start_time": None}
     page = parse_page(_body(versions=[record]))
     (version,) = page.versions or ()
-    assert (
-        version["pool_id"] is None and version["gpu_num"] is None and version["flavor_code"] is None
-    )
+    assert version.pool_id is None and version.gpu_num is None and version.flavor_code is None
 
 
 def test_seed_sample_is_invalid_response_with_a_clear_message() -> None:
@@ -160,5 +154,5 @@ def test_arbitrary_json_is_a_page_or_a_poll_error(page: dict[str, object]) -> No
     else:
         assert parsed.versions is not None and parsed.total_count is not None
         for version in parsed.versions:
-            assert version["version_id"] >= 0 and 0 <= version["status"] <= 255
-            assert (version["gpu_num"] or 0) >= 0 and (version["npu_num"] or 0) >= 0
+            assert version.version_id >= 0 and 0 <= version.status <= 255
+            assert (version.gpu_num or 0) >= 0 and (version.npu_num or 0) >= 0

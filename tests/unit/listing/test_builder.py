@@ -54,7 +54,7 @@ def test_a_first_poll_holds_each_version_once_as_its_first_copy(
     workspaces: int,
 ) -> None:
     by_id = {vid: _version(vid, status, start) for vid, status, start in spec}
-    versions = sorted(by_id.values(), key=lambda v: v["version_id"], reverse=reverse)
+    versions = sorted(by_id.values(), key=lambda v: v.version_id, reverse=reverse)
     versions += [versions[i] for i in repeats if i < len(versions)]  # served twice
     if swap and len(versions) > 2:  # ids that do not follow the listing's order
         versions[0], versions[-2] = versions[-2], versions[0]
@@ -67,18 +67,18 @@ def test_a_first_poll_holds_each_version_once_as_its_first_copy(
         for page in chunk:
             builder.add_page(page)
             for version in page:
-                first.setdefault(version["version_id"], (number, version))
+                first.setdefault(version.version_id, (number, version))
         builder.finish_workspace(len(chunk))
     listed, found = builder.result()
 
     def terminal(v: Version) -> bool:
-        return status_of(v["status"]).phase.terminal
+        return status_of(v.status).phase.terminal
 
     distinct = [v for _, v in first.values()]
     done = [v for v in distinct if terminal(v)]
     assert listed.terminal == Counter(map(gauge_key, done))
     assert listed.users == Counter(map(user_key, done))
-    assert sorted(listed.active.ids) == sorted(v["version_id"] for v in distinct if not terminal(v))
+    assert sorted(listed.active.ids) == sorted(v.version_id for v in distinct if not terminal(v))
     assert listed.active.gauge_counts() == Counter(
         gauge_key(v) for v in distinct if not terminal(v)
     )
@@ -86,9 +86,9 @@ def test_a_first_poll_holds_each_version_once_as_its_first_copy(
     assert list(inventory.ids) == sorted(first)
     for row, vid in enumerate(inventory.ids):
         workspace, v = first[vid]
-        want = DONE if terminal(v) else STARTED if v["start_time"] else 0
+        want = DONE if terminal(v) else STARTED if v.start_time else 0
         assert (inventory.flags[row], inventory.workspace[row]) == (want, workspace)
-        assert inventory.created[row] == (v["create_time"] or 0)
+        assert inventory.created[row] == (v.create_time or 0)
     assert found.finished == [] and found.queued == []  # a baseline observes nothing
 
 

@@ -107,19 +107,19 @@ def test_active_versions_keep_every_field_the_snapshot_reads(
         more.append(version)
     active.extend(more)
     every = [*first, *second]
-    drop |= {v["version_id"] for v in every[::3]}
-    kept = [v for v in every if v["version_id"] not in drop]
+    drop |= {v.version_id for v in every[::3]}
+    kept = [v for v in every if v.version_id not in drop]
     left = active.without(drop)
     assert len(left) == len(kept)
-    assert list(left.statuses()) == [v["status"] for v in kept]
+    assert list(left.statuses()) == [v.status for v in kept]
     assert left.gauge_counts() == Counter(map(gauge_key, kept))
     assert left.user_counts() == Counter(map(user_key, kept))
     for row, v in enumerate(kept):
         held = left.version(row)
-        assert held.version_id == v["version_id"]
-        assert held.create_time == (v["create_time"] or 0)
-        assert held.version_name == (v["version_name"] or "")
-        assert held.v2_id == (v["v2_id"] or "")
+        assert held.version_id == v.version_id
+        assert held.create_time == (v.create_time or 0)
+        assert held.version_name == (v.version_name or "")
+        assert held.v2_id == (v.v2_id or "")
 
 
 def test_names_that_are_not_valid_utf8_come_back_as_they_were_parsed() -> None:

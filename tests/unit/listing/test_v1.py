@@ -56,7 +56,7 @@ class _RecordingSink:
         self.ids = set()
 
     def add_page(self, versions: Sequence[Version]) -> None:
-        self.ids.update(v["version_id"] for v in versions)
+        self.ids.update(v.version_id for v in versions)
 
     @property
     def pass_count(self) -> int:

@@ -146,7 +146,7 @@ versions_strategy = st.lists(
         st.none() | st.sampled_from(["pool-a", "pool-b"]),
     ),
     max_size=60,
-    unique_by=lambda v: v["version_id"],
+    unique_by=lambda v: v.version_id,
 )
 
 
@@ -155,9 +155,9 @@ def test_gauges_match_an_independent_count(versions: list[Version]) -> None:
     snap = Ledger().update(versions, len(versions), NOW)
     assert sum(snap.by_status.values()) == len(versions)
     assert sum(u.versions for u in snap.by_pool.values()) == len(versions)
-    assert sum(u.gpus for u in snap.by_pool.values()) == sum(v["gpu_num"] or 0 for v in versions)
+    assert sum(u.gpus for u in snap.by_pool.values()) == sum(v.gpu_num or 0 for v in versions)
     for phase in Phase:
-        expected = sum(1 for v in versions if status_of(v["status"]).phase is phase)
+        expected = sum(1 for v in versions if status_of(v.status).phase is phase)
         assert snap.phase_totals()[phase] == expected
 
 
@@ -196,7 +196,7 @@ def test_hostile_pages_end_as_a_valid_snapshot_or_invalid_response(
             assert "\n" not in str(error)
             continue
         assert parsed.versions is not None and parsed.total_count is not None
-        unique = {v["version_id"]: v for v in parsed.versions}
+        unique = {v.version_id: v for v in parsed.versions}
         snap = ledger.update(list(unique.values()), parsed.total_count, NOW + 60 * number)
         _check_snapshot(snap, len(unique))
         state = TargetState(target="t", project_id="p", snapshot=snap, up=True, last_success=NOW)
@@ -206,4 +206,4 @@ def test_hostile_pages_end_as_a_valid_snapshot_or_invalid_response(
         samples = [s for f in text_string_to_metric_families(exposition) for s in f.samples]
         assert all(math.isfinite(s.value) and s.value >= 0 for s in samples)
         pools = {s.labels["pool_id"] for s in samples if s.name == "modelarts_training_job_gpus"}
-        assert pools == {v["pool_id"] or "public" for v in unique.values()}
+        assert pools == {v.pool_id or "public" for v in unique.values()}

@@ -119,7 +119,7 @@ def test_observe_once_series_never_decrease_and_add_up(
             for i, (pool, flavor, status, gpus) in enumerate(ended, start=1)
         ]
         seen.extend(fresh)
-        gpu_seconds += sum(60 * (v["gpu_num"] or 0) for v in fresh)
+        gpu_seconds += sum(60 * (v.gpu_num or 0) for v in fresh)
         snap = ledger.update(seen, len(seen), NOW + 60 * (n + 1))
         current = dict(snap.gpu_seconds)
         assert all(current.get(key, 0) >= value for key, value in previous.items())
