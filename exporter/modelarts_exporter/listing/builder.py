@@ -172,6 +172,7 @@ class ListingBuilder:
         if self._pass_users is not None:
             self._pass_users.update(map(user_key, done))
         new = self._pass_new
+        new.mark_page()
         new.ids.extend(ids)
         new.created.extend([created or 0 for created in map(_CREATED, versions)])
         new.workspace.extend(bytes([self._workspace]) * size)
@@ -186,6 +187,7 @@ class ListingBuilder:
         old_ids, size = old.ids, len(old.ids)
         pass_new = self._pass_new
         first_new = len(pass_new)
+        pass_new.mark_page()
         # New ids already taken: of pages whose id range meets this page's (normally none),
         # then this page's own; ``big``: those of the sets that cannot tell by range.
         taken: set[int] = set()

@@ -20,8 +20,9 @@ from array import array
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import compress, islice
-from operator import lt
+from itertools import compress, islice, pairwise
+from operator import ge
+from typing import TypeVar
 
 from modelarts_exporter.cloud.models import Version
 from modelarts_exporter.cloud.statuses import Phase, status_of
@@ -30,6 +31,10 @@ from modelarts_exporter.listing.active import Active, GaugeKey, UserKey
 PUBLIC_POOL = "public"
 """``pool_id`` label of versions on the shared pool (the API omits their ``pool_id``)."""
 UNKNOWN_FLAVOR = "unknown"
+
+_MIN_RUN = 16
+"""Fewer rows a run on average than this, and runs are not worth joining: sort the rows."""
+_Column = TypeVar("_Column", "array[int]", bytearray)
 
 STARTED = 1
 FINISHED = 2
@@ -47,6 +52,9 @@ class Inventory:
     workspace: bytearray = field(default_factory=bytearray)
     """Index into the listed workspaces."""
     flags: bytearray = field(default_factory=bytearray)
+    pages: list[int] = field(default_factory=list)
+    """Rows where a page of versions begins, while the inventory is not yet sorted: each page is
+    in id order, so sorting can put whole pages in order instead of rows."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -88,7 +96,12 @@ class Inventory:
         self.workspace.append(workspace)
         self.flags.append(flags)
 
+    def mark_page(self) -> None:
+        """The rows appended next are a page, in id order."""
+        self.pages.append(len(self.ids))
+
     def extend(self, other: Inventory) -> None:
+        self.pages.extend(row + len(self.ids) for row in other.pages)
         self.ids.extend(other.ids)
         self.created.extend(other.created)
         self.workspace.extend(other.workspace)
@@ -97,8 +110,16 @@ class Inventory:
     def _sort(self) -> None:
         """Sort by id (a no-op when already sorted, which ids growing with creation make the
         common case)."""
-        ids = self.ids
-        if all(map(lt, ids, islice(ids, 1, None))):
+        ids, pages = self.ids, self.pages
+        self.pages = []
+        # Where an ascending run ends, and where a page begins: pages come in any order, and a
+        # page that follows one of lower ids continues its run.
+        starts = [*compress(range(1, len(ids)), map(ge, ids, islice(ids, 1, None)))]
+        if not starts:
+            return
+        # A page that added no rows leaves a mark where the next begins, or at the end.
+        starts = sorted({0, *starts, *(row for row in pages if row < len(ids))})
+        if len(starts) <= len(ids) // _MIN_RUN and self._join_runs(starts):
             return
         # One int per row, the id above the row number, sorted in place: half the memory of a
         # key-sorted range (two ints per row) at the first poll's peak, and the sorted runs the
@@ -113,6 +134,28 @@ class Inventory:
         self.created = array("q", map(self.created.__getitem__, order))
         self.workspace = bytearray(map(self.workspace.__getitem__, order))
         self.flags = bytearray(map(self.flags.__getitem__, order))
+
+    def _join_runs(self, starts: list[int]) -> bool:
+        """Sort by putting the ascending runs that begin at ``starts`` in order, when no two
+        overlap (the pages of a listing, in the order they arrived): slices copied, no per-row
+        work. ``False`` (nothing changed) when two overlap."""
+        ids = self.ids
+        ends = [*starts[1:], len(ids)]
+        runs = sorted(zip(map(ids.__getitem__, starts), starts, ends, strict=True))
+        if any(ids[end - 1] >= first for (_, _, end), (first, _, _) in pairwise(runs)):
+            return False
+        spans = [(start, end) for _, start, end in runs]
+        self.ids = _joined(ids, spans, array("q"))
+        self.created = _joined(self.created, spans, array("q"))
+        self.workspace = _joined(self.workspace, spans, bytearray())
+        self.flags = _joined(self.flags, spans, bytearray())
+        return True
+
+
+def _joined(column: _Column, spans: list[tuple[int, int]], into: _Column) -> _Column:
+    for start, end in spans:
+        into.extend(column[start:end])
+    return into
 
 
 @dataclass(slots=True)

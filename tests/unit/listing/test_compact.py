@@ -47,16 +47,52 @@ def test_new_versions_in_any_page_order_become_an_inventory_sorted_by_id_with_ro
 ) -> None:
     pages = _pages(ids, sizes, reverse)
     shuffle.shuffle(pages)
-    new = Inventory()
-    for page in pages:
-        for vid in page:
-            new.append(vid, vid % 9_999_991, vid % 7, vid % 3)
-    inventory = Inventory().with_changes(None, bytearray(), new)
+    inventory = _inventory_of(pages)
     assert list(inventory.ids) == sorted(ids)
     assert list(inventory.created) == [vid % 9_999_991 for vid in inventory.ids]
     assert list(inventory.workspace) == [vid % 7 for vid in inventory.ids]
     assert list(inventory.flags) == [vid % 3 for vid in inventory.ids]
     assert all(inventory.find(vid) == row for row, vid in enumerate(inventory.ids))
+
+
+def _inventory_of(pages: list[list[int]], *, marked: bool = False) -> Inventory:
+    new = Inventory()
+    for page in pages:
+        if marked:
+            new.mark_page()
+            if page[0] % 2:  # a page before it that added no rows (all were known)
+                new.mark_page()
+        for vid in page:
+            new.append(vid, vid % 9_999_991, vid % 7, vid % 3)
+    if marked:
+        new.mark_page()  # a last page that added none
+    return Inventory().with_changes(None, bytearray(), new)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    ids=st.lists(_IDS, unique=True, min_size=32, max_size=400),
+    sizes=st.lists(st.integers(16, 64), min_size=1, max_size=5),
+    overlap=st.booleans(),
+    marked=st.booleans(),
+    shuffle=st.randoms(use_true_random=False),
+)
+def test_ascending_pages_in_any_order_are_joined_whole_or_sorted_when_two_overlap(
+    ids: list[int], sizes: list[int], overlap: bool, marked: bool, shuffle: random.Random
+) -> None:
+    # Long ascending runs: the first poll's pages, which are put in order by run, not by row.
+    pages = _pages(ids, sizes, [False])
+    if overlap and len(pages) > 1:  # two pages' id ranges interleave: no order of runs is sorted
+        pages[0][-1], pages[1][0] = pages[1][0], pages[0][-1]
+        pages[0].sort()
+        pages[1].sort()
+    shuffle.shuffle(pages)
+    inventory = _inventory_of(pages, marked=marked)
+    assert list(inventory.ids) == sorted(ids)
+    assert list(inventory.created) == [vid % 9_999_991 for vid in inventory.ids]
+    assert list(inventory.workspace) == [vid % 7 for vid in inventory.ids]
+    assert list(inventory.flags) == [vid % 3 for vid in inventory.ids]
+    assert not inventory.pages
 
 
 def test_new_versions_below_the_held_ones_are_merged_into_their_place() -> None:
