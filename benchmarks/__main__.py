@@ -13,7 +13,7 @@ import platform
 import time
 from collections.abc import Callable
 
-from modelarts_exporter.runtime.service import freeze_startup_objects
+from modelarts_exporter.cli import freeze_startup_objects
 
 from . import economy, memory, peers, scrapes, throughput, v2
 from .common import Row

@@ -23,13 +23,14 @@ from typing import Any
 
 import httpx
 
+from modelarts_exporter.cli import freeze_startup_objects
 from modelarts_exporter.config.settings import Settings
 from modelarts_exporter.config.targets import resolve
 from modelarts_exporter.expose.processes import process_registry
 from modelarts_exporter.http.app import WebApp
 from modelarts_exporter.http.process import ServingProcess
 from modelarts_exporter.http.server import HttpServer
-from modelarts_exporter.runtime.service import POLL_NICENESS, freeze_startup_objects
+from modelarts_exporter.runtime.service import POLL_NICENESS
 from modelarts_exporter.runtime.wiring import Target, build_registry, build_target
 from modelarts_exporter.snapshot.store import StateStore
 

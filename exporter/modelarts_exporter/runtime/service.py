@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -37,16 +36,6 @@ POOL_JOB = "#pools"
 POLL_NICENESS = 10
 """Added to the polling process's priority by ``serve``, so that under CPU contention scrapes
 (served by a process of their own) come first and polls, which nobody waits for, second."""
-
-
-def freeze_startup_objects() -> None:
-    """Take what exists now (modules, classes, functions: objects that live as long as the
-    process) out of the garbage collector's sight, so that the collections a poll's allocations
-    trigger stop traversing them again and again (docs/performance.md has the gain). The
-    ``serve`` command calls it once, before any target exists, so that nothing that can later
-    become garbage is frozen."""
-    gc.collect()
-    gc.freeze()
 
 
 class Service:
