@@ -168,6 +168,8 @@ def test_accelerator_fallbacks(resource: dict[str, Any], expected: tuple[int, in
         ("npu", {"unit_num": True}),
         ("gpu", {"unit_num": [2]}),
         ("gpu", {"unit_num": -1}),
+        ("gpu", {"unit_num": 10**400}),  # an int no float holds
+        ("gpu", {"unit_num": 1e300}),
     ],
 )
 def test_a_number_that_is_not_one_names_its_field(field: str, value: object) -> None:

@@ -31,6 +31,12 @@ MAX_NUMBER = 2**53
 
 
 def _number(value: object) -> float | None:
+    if type(value) is int:  # nearly every value: checked first (a call per field)
+        if 0 <= value <= MAX_NUMBER:
+            return float(value)
+        # Compared as an int: one of hundreds of digits has no float to convert to.
+        shown = repr(float(value)) if value.bit_length() < 64 else f"{value.bit_length()}-bit int"
+        raise ValueError(f"number out of range: {shown}")
     if value is None:
         return None
     if isinstance(value, bool):
