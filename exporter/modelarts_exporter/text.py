@@ -36,6 +36,10 @@ def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
     are removed; every other character that is not printable (line breaks, C0 and C1 controls,
     bidirectional overrides and other format characters, separators) becomes a space, and runs
     of spaces one."""
+    if len(text) <= limit and text.isprintable() and "  " not in text:
+        # Most text is already one clean line: printable means no escapes, no line breaks and no
+        # space but " ", so only the ends can differ.
+        return text.strip(" ")
     scanned = text[: limit * _SCAN]
     cleaned = _ESCAPE.sub("", scanned)
     printable = "".join(c if c.isprintable() else " " for c in cleaned)
