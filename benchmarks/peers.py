@@ -1,5 +1,6 @@
-"""1c. A big project at every default, 3c/3d. its peak memory, and 2d/2e. the whole ``once``
-process's CPU against the best bare Python client's (aiohttp, :mod:`benchmarks.bare_aiohttp`):
+"""1c. A big project at every default, 3c/3d. its peak memory, and 2d-2f. the whole ``once``
+process's CPU against the best bare Python client's (aiohttp, :mod:`benchmarks.bare_aiohttp`),
+2f over the v2 search:
 each a process of its own measured by the kernel (``wait4``), alternated so that noise hits
 both alike."""
 
@@ -20,6 +21,8 @@ from modelarts_exporter.config.target_fields import TargetFields
 
 from .common import Row
 from .simproc import PROJECT_ID, SimProcess
+from .v2 import PAGE as V2_PAGE
+from .v2 import SIZE as V2_SIZE
 
 LATENCY_S = 0.05
 BIG = 1_000_000
@@ -57,10 +60,24 @@ def _once(sim: SimProcess, **settings: object) -> tuple[float, float]:
     return _measured(["-m", "modelarts_exporter", "once"], env)
 
 
-def _bare(sim: SimProcess, size: int, concurrency: int) -> float:
-    pages = math.ceil(SIZE / size)
+def _bare(sim: SimProcess, size: int, concurrency: int, *, v2: bool = False) -> float:
+    pages = math.ceil((V2_SIZE if v2 else SIZE) / size)
     args = ["-m", "benchmarks.bare_aiohttp", sim.url, PROJECT_ID, pages, size, concurrency]
-    return _measured([str(arg) for arg in args])[0]
+    return _measured([str(arg) for arg in args] + (["v2"] if v2 else []))[0]
+
+
+def _cpu_row(name: str, sim: SimProcess, page: int, v2: bool, **settings: object) -> Row:
+    once, bare = [], []
+    for _ in range(ROUNDS):
+        once.append(_once(sim, **settings)[0])
+        bare.append(_bare(sim, page, DEFAULT_CONCURRENCY, v2=v2))
+    cpu, peer = statistics.median(once), statistics.median(bare)
+    return Row(
+        name,
+        cpu / peer,
+        1.5,
+        detail=f"once {cpu:.2f} s, aiohttp + json.loads {peer:.2f} s (medians, whole processes)",
+    )
 
 
 def run() -> list[Row]:
@@ -101,18 +118,9 @@ def run() -> list[Row]:
         )
     with SimProcess(SIZE, active_fraction=ACTIVE, idle_priority=True) as sim:
         for letter, page in (("d", 100), ("e", DEFAULT_PAGE)):
-            once, bare = [], []
-            for _ in range(ROUNDS):
-                once.append(_once(sim, page_size=page)[0])
-                bare.append(_bare(sim, page, DEFAULT_CONCURRENCY))
-            cpu, peer = statistics.median(once), statistics.median(bare)
-            rows.append(
-                Row(
-                    f"2{letter}. `once` CPU ÷ bare aiohttp client's (100k, 2% active, page {page})",
-                    cpu / peer,
-                    1.5,
-                    detail=f"once {cpu:.2f} s, aiohttp + json.loads {peer:.2f} s (medians, "
-                    "whole processes)",
-                )
-            )
+            name = f"2{letter}. `once` CPU ÷ bare aiohttp client's (100k, 2% active, page {page})"
+            rows.append(_cpu_row(name, sim, page, False, page_size=page))
+    with SimProcess(V2_SIZE, active_fraction=ACTIVE, v2=True, idle_priority=True) as sim:
+        name = f"2f. v2 `once` CPU ÷ bare aiohttp client's (20k, 2% active, page {V2_PAGE})"
+        rows.append(_cpu_row(name, sim, V2_PAGE, True, api_version="v2"))
     return rows
